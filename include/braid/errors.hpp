@@ -1,0 +1,32 @@
+// SPDX-License-Identifier: MIT
+#pragma once
+
+// The exceptions braid throws for mistakes a caller can make. Every message
+// has the form "braid::<type>::<function>: what went wrong".
+//
+//   std::logic_error
+//   └── braid::usage_error            a call made in a state that forbids it
+//       └── braid::task_not_finished  task::result() before the task is done
+//
+// Bad arguments (a negative size, a zero buffer) are std::invalid_argument.
+
+#include <stdexcept>
+
+namespace braid {
+
+// A precondition of a braid call was broken: the call is never valid in the
+// state the object is in (running a loop from inside itself, spawning a task
+// twice, using a moved-from task, ...). Fix the calling code.
+class usage_error : public std::logic_error {
+public:
+    using std::logic_error::logic_error;
+};
+
+// task::result() (or run_until_complete) on a task that has not finished, or
+// that never will because its event_loop was destroyed first.
+class task_not_finished : public usage_error {
+public:
+    using usage_error::usage_error;
+};
+
+} // namespace braid

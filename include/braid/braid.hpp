@@ -4,4 +4,8 @@
 // Everything public in braid, in one include.
 
 #include <braid/errors.hpp>
+#include <braid/event_loop.hpp>
+#include <braid/policy.hpp>
+#include <braid/task.hpp>
 #include <braid/version.hpp>
+#include <braid/yield.hpp>

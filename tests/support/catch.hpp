@@ -9,3 +9,18 @@
 #else
 #include <catch2/catch.hpp>
 #endif
+
+#include <string>
+
+namespace braid_test {
+
+// A matcher for REQUIRE_THROWS_WITH: the message contains `part`.
+inline auto contains(const std::string& part) {
+#if BRAID_CATCH2_MAJOR == 3
+    return Catch::Matchers::ContainsSubstring(part);
+#else
+    return Catch::Matchers::Contains(part);
+#endif
+}
+
+} // namespace braid_test

@@ -1,0 +1,175 @@
+// SPDX-License-Identifier: MIT
+#pragma once
+
+// detail::promise_base: the part of every braid::task's promise that does not
+// depend on the result type: ownership, state, the awaiting coroutine, done
+// callbacks and the link to the scheduler (event loop core) that runs it.
+//
+// Ownership. A frame has a count of owners (refs_): each braid::task object
+// that refers to it, plus one for the loop while the task is spawned and not
+// finished. The frame is destroyed when the count reaches zero, so it is freed
+// exactly once: by the last task object, or by the loop when a fire-and-forget
+// task finishes (or when the loop is destroyed first).
+//
+//        task<T> object ──┐
+//                         ├──► frame { promise_base, locals }
+//   event_loop (spawned) ─┘          │ continuation_ ──► awaiting frame
+//                                    │ sched_ ─────────► detail::scheduler
+//
+// Everything here is single-threaded: a task and its loop are used from the
+// loop's thread only.
+
+#include <braid/detail/frame_pool.hpp>
+#include <braid/errors.hpp>
+
+#include <concepts>
+#include <coroutine>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <string>
+#include <string_view>
+#include <utility>
+
+namespace braid::detail {
+
+class scheduler;
+
+enum class task_state : std::uint8_t {
+    created,   // frame made, body not started (tasks are lazy)
+    started,   // spawned on a loop, or started by a co_await; not finished
+    done,      // finished with a value or an exception
+    abandoned, // its loop was destroyed before it finished: it never will
+};
+
+// A type-erased done callback. invoke runs it with the task whose frame is
+// given; destroy frees the node. Nodes form a list in registration order.
+struct callback_node {
+    callback_node* next = nullptr;
+    void (*invoke)(callback_node*, void* frame) = nullptr;
+    void (*destroy)(callback_node*) noexcept = nullptr;
+};
+
+// Rarely used parts of a task, allocated on first use so frames stay small.
+struct task_extras {
+    std::string name;
+    callback_node* first = nullptr;
+    callback_node* last = nullptr;
+};
+
+class promise_base {
+public:
+    promise_base() noexcept = default;
+    promise_base(const promise_base&) = delete;
+    promise_base& operator=(const promise_base&) = delete;
+
+    ~promise_base() {
+        if (extras_ != nullptr) {
+            // The task never finished (its loop or last owner dropped it):
+            // its callbacks never run.
+            for (callback_node* n = extras_->first; n != nullptr;) {
+                callback_node* next = n->next;
+                n->destroy(n);
+                n = next;
+            }
+            delete extras_;
+        }
+    }
+
+    static void* operator new(std::size_t size) { return allocate_frame(size); }
+    static void operator delete(void* frame, std::size_t size) noexcept {
+        deallocate_frame(frame, size);
+    }
+
+    std::suspend_always initial_suspend() const noexcept { return {}; }
+    void unhandled_exception() noexcept { exception_ = std::current_exception(); }
+
+    // State, for task and the scheduler.
+    [[nodiscard]] task_state state() const noexcept { return state_; }
+    [[nodiscard]] bool has_exception() const noexcept { return exception_ != nullptr; }
+    void rethrow_if_failed() const {
+        if (exception_) {
+            std::rethrow_exception(exception_);
+        }
+    }
+    [[nodiscard]] std::coroutine_handle<> handle() const noexcept { return self_; }
+    [[nodiscard]] scheduler* owner() const noexcept { return sched_; }
+
+    // Owners: task objects and the loop.
+    void add_ref() noexcept { ++refs_; }
+    // Returns true when the caller must destroy the frame (no owner left).
+    [[nodiscard]] bool release() noexcept { return --refs_ == 0; }
+    [[nodiscard]] std::uint32_t refs() const noexcept { return refs_; }
+
+    // Name, for logs.
+    [[nodiscard]] std::string_view name() const noexcept {
+        return extras_ != nullptr ? std::string_view(extras_->name) : std::string_view();
+    }
+    void set_name(std::string name) { extras().name = std::move(name); }
+
+    // Appends a done callback (the task must not be done: done tasks run a new
+    // callback at once, which task does itself).
+    void append_callback(callback_node* node) noexcept {
+        task_extras& e = *extras_;
+        if (e.last == nullptr) {
+            e.first = node;
+        } else {
+            e.last->next = node;
+        }
+        e.last = node;
+    }
+    // Makes sure append_callback will not need to allocate.
+    void reserve_callbacks() { (void)extras(); }
+
+    // Used by the awaiter of a task: the coroutine that awaits it.
+    [[nodiscard]] bool awaited() const noexcept { return static_cast<bool>(continuation_); }
+    // Starts this (created) task from inside a running task on the same loop,
+    // or registers the awaiting coroutine of a started one. Defined in
+    // scheduler.hpp.
+    void await_from(std::coroutine_handle<> awaiting, scheduler* awaiting_sched) noexcept;
+
+    // Called by the final awaiter, with the frame suspended. Defined in
+    // scheduler.hpp.
+    void finish() noexcept;
+
+protected:
+    void set_self(std::coroutine_handle<> self) noexcept { self_ = self; }
+
+private:
+    friend class scheduler;
+
+    task_extras& extras() {
+        if (extras_ == nullptr) {
+            extras_ = new task_extras();
+        }
+        return *extras_;
+    }
+
+    std::coroutine_handle<> self_;         // this frame
+    std::coroutine_handle<> continuation_; // the coroutine awaiting this task
+    scheduler* sched_ = nullptr;           // the loop running this task, once started
+    promise_base* root_prev_ = nullptr;    // links in the loop's list of spawned tasks
+    promise_base* root_next_ = nullptr;
+    task_extras* extras_ = nullptr;
+    std::exception_ptr exception_;
+    std::uint32_t refs_ = 1; // the task object get_return_object makes
+    task_state state_ = task_state::created;
+    bool spawned_ = false; // the loop owns a reference
+};
+
+// The promise of a braid coroutine (a task), as seen by awaiters.
+template <class P>
+concept braid_promise = std::derived_from<P, promise_base>;
+
+// The final awaiter: the frame stays suspended at its end, so the result can
+// be read, and promise_base::finish decides who resumes and who frees.
+struct final_awaiter {
+    [[nodiscard]] bool await_ready() const noexcept { return false; }
+    template <class Promise>
+    void await_suspend(std::coroutine_handle<Promise> self) const noexcept {
+        self.promise().finish();
+    }
+    void await_resume() const noexcept {}
+};
+
+} // namespace braid::detail

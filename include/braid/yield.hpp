@@ -1,0 +1,34 @@
+// SPDX-License-Identifier: MIT
+#pragma once
+
+// co_await braid::yield(): inside a task, gives the event loop a turn. The
+// task is put back in the loop's ready queue where the loop's scheduling
+// policy says (the back for braid::interleaved, the front for
+// braid::sequential) and resumes when the loop takes it from there. Each
+// resumption is one of the loop's rounds.
+//
+// Only a braid::task can yield (the awaiter needs the task's loop); using it in
+// another kind of coroutine does not compile.
+
+#include <braid/detail/scheduler.hpp>
+#include <braid/detail/task_core.hpp>
+
+#include <coroutine>
+
+namespace braid {
+
+class yield_awaiter {
+public:
+    [[nodiscard]] bool await_ready() const noexcept { return false; }
+    // Not noexcept: growing the ready queue can throw std::bad_alloc, which
+    // then surfaces at the co_await.
+    template <detail::braid_promise P>
+    void await_suspend(std::coroutine_handle<P> self) const {
+        self.promise().owner()->yield(self);
+    }
+    void await_resume() const noexcept {}
+};
+
+[[nodiscard]] inline yield_awaiter yield() noexcept { return {}; }
+
+} // namespace braid

@@ -103,10 +103,11 @@ TEST_CASE("destroying a loop frees its unfinished tasks without running them",
             loop.call_soon([] {});
         }
         // Run a little, so tasks are suspended in the middle.
-        loop.spawn([&]() -> braid::task<> {
+        auto two_yields = []() -> braid::task<> {
             co_await braid::yield();
             co_await braid::yield();
-        }());
+        };
+        loop.spawn(two_yields());
         auto stopper = [&]() -> braid::task<> { co_return; };
         loop.run_until_complete(stopper());
         // steps' argument, nested's argument, and the argument of the task

@@ -129,14 +129,17 @@ TEST_CASE("under sequential, call_soon callbacks still wait their turn at the ba
           "[policy]") {
     braid::event_loop loop{braid::sequential};
     std::vector<int> order;
-    loop.spawn([&]() -> braid::task<> {
+    // A named lambda: a coroutine lambda's captures live in the lambda object,
+    // which must outlive the task.
+    auto body = [&]() -> braid::task<> {
         order.push_back(1);
         loop.call_soon([&] { order.push_back(100); });
         co_await braid::yield();
         order.push_back(2);
         co_await braid::yield();
         order.push_back(3);
-    }());
+    };
+    loop.spawn(body());
     loop.run();
     CHECK(order == std::vector<int>{1, 2, 3, 100});
 }

@@ -264,27 +264,27 @@ private:
                 detail::throw_empty_task("operator co_await");
             }
             const promise_type& p = h.promise();
-            switch (p.state()) {
-            case detail::task_state::done:
+            const detail::task_state state = p.state();
+            if (state == detail::task_state::created) [[likely]] {
+                return false;
+            }
+            if (state == detail::task_state::done) {
                 return true;
-            case detail::task_state::abandoned:
-                detail::throw_not_finished("operator co_await", p.state());
-            case detail::task_state::started:
-                if (p.awaited()) {
-                    throw usage_error("braid::task::operator co_await: the task is already "
-                                      "awaited by another coroutine; one coroutine at a time "
-                                      "may await a task (use add_done_callback to be told too)");
-                }
-                return false;
-            case detail::task_state::created:
-                return false;
+            }
+            if (state == detail::task_state::abandoned) {
+                detail::throw_not_finished("operator co_await", state);
+            }
+            if (p.awaited()) {
+                throw usage_error("braid::task::operator co_await: the task is already awaited "
+                                  "by another coroutine; one coroutine at a time may await a "
+                                  "task (use add_done_callback to be told too)");
             }
             return false;
         }
 
         template <detail::braid_promise P>
-        void await_suspend(std::coroutine_handle<P> awaiting) const noexcept {
-            h.promise().await_from(awaiting, awaiting.promise().owner());
+        bool await_suspend(std::coroutine_handle<P> awaiting) const noexcept {
+            return h.promise().await_from(awaiting, awaiting.promise().owner());
         }
 
         decltype(auto) await_resume() const {

@@ -3,7 +3,7 @@
 
 // detail::allocate_frame / deallocate_frame: where coroutine frames and the
 // small nodes of the event loop come from. Each thread keeps a few free blocks
-// of each size class (multiples of 64 bytes up to 1 KiB) so that a task that
+// of each size class (multiples of 16 bytes up to 1 KiB) so that a task that
 // is created and finished in a loop reuses the same memory instead of calling
 // malloc twice per await. A block may be freed on another thread than the one
 // that allocated it: it simply joins that thread's lists. The lists are freed
@@ -31,14 +31,17 @@
 #define BRAID_FRAME_POOL 1
 #endif
 
-// The pool's entry points are kept out of line. Clang may compute the address
-// of a thread_local once per coroutine and keep it in the frame across a
-// suspension, after which the coroutine can be running on another thread
-// (llvm/llvm-project#47179, #63022). A call boundary makes every access fresh.
-#if defined(__GNUC__) || defined(__clang__)
-#define BRAID_DETAIL_NOINLINE [[gnu::noinline]]
+// Under clang the pool's entry points are kept out of line. Clang may compute
+// the address of a thread_local once per coroutine and keep it in the frame
+// across a suspension, after which the coroutine can be running on another
+// thread (llvm/llvm-project#47179, #63022). A call boundary makes every access
+// fresh. g++ lowers coroutines into separate ramp and actor functions before
+// optimising, so the allocation (in the ramp) and the deallocation (in the
+// destroy path) never share a computed address.
+#if defined(__clang__)
+#define BRAID_DETAIL_FRAME_POOL_INLINE [[gnu::noinline]] inline
 #else
-#define BRAID_DETAIL_NOINLINE
+#define BRAID_DETAIL_FRAME_POOL_INLINE inline
 #endif
 
 namespace braid::detail {
@@ -54,34 +57,38 @@ inline void free_block(void* block, [[maybe_unused]] std::size_t size) noexcept 
 
 #if BRAID_FRAME_POOL
 
-inline constexpr std::size_t frame_pool_granule = 64;
-inline constexpr std::size_t frame_pool_classes = 16; // pooled blocks: up to 1 KiB
-inline constexpr std::size_t frame_pool_depth = 128;  // free blocks kept per class per thread
+inline constexpr std::size_t frame_pool_granule = 16;  // sizes are rounded up to this
+inline constexpr std::size_t frame_pool_classes = 64; // pooled blocks: up to 1 KiB
+// Free blocks kept per class per thread: 32 KiB worth, and at least 32, so a
+// burst of hundreds of small frames or callbacks is served from the lists. A
+// program's frames use a handful of classes; the bound for all 64 is 2 MiB.
+inline constexpr std::uint32_t frame_pool_depth(std::size_t c) noexcept {
+    const std::size_t blocks = 32 * 1024 / ((c + 1) * frame_pool_granule);
+    return static_cast<std::uint32_t>(blocks < 32 ? 32 : blocks);
+}
 
 // Trivially destructible, so it is usable until the very end of its thread,
 // even from the destructors of other thread_locals.
 struct frame_pool_lists {
     void* head[frame_pool_classes];
-    std::uint32_t count[frame_pool_classes];
-    bool reaper_armed;
-    bool closed;
+    // Blocks each list may still take; 0 once the thread is exiting.
+    std::uint32_t room[frame_pool_classes];
+    bool armed; // room has been set and the reaper registered
 };
 
 inline thread_local constinit frame_pool_lists tls_frame_pool{};
 
 inline void free_frame_pool_lists(frame_pool_lists& lists) noexcept {
-    lists.closed = true;
     for (std::size_t c = 0; c < frame_pool_classes; ++c) {
+        lists.room[c] = 0; // from now on, blocks go back to the system
         while (void* block = lists.head[c]) {
             lists.head[c] = *static_cast<void**>(block);
             free_block(block, (c + 1) * frame_pool_granule);
         }
-        lists.count[c] = 0;
     }
 }
 
-// Frees the calling thread's cached blocks when the thread exits. Armed the
-// first time the thread caches a block.
+// Frees the calling thread's cached blocks when the thread exits.
 struct frame_pool_reaper {
     frame_pool_reaper() noexcept {}
     frame_pool_reaper(const frame_pool_reaper&) = delete;
@@ -92,32 +99,40 @@ struct frame_pool_reaper {
 
 inline thread_local frame_pool_reaper tls_frame_pool_reaper;
 
-BRAID_DETAIL_NOINLINE inline void* allocate_frame(std::size_t size) {
+// The first allocation of a thread from the system opens its lists.
+inline void arm_frame_pool(frame_pool_lists& lists) noexcept {
+    lists.armed = true;
+    tls_frame_pool_reaper.arm();
+    for (std::size_t c = 0; c < frame_pool_classes; ++c) {
+        lists.room[c] = frame_pool_depth(c);
+    }
+}
+
+BRAID_DETAIL_FRAME_POOL_INLINE void* allocate_frame(std::size_t size) {
     if (size <= frame_pool_classes * frame_pool_granule) {
         const std::size_t c = (size - 1) / frame_pool_granule;
         frame_pool_lists& lists = tls_frame_pool;
         if (void* block = lists.head[c]) {
             lists.head[c] = *static_cast<void**>(block);
-            --lists.count[c];
+            ++lists.room[c];
             return block;
+        }
+        if (!lists.armed) {
+            arm_frame_pool(lists);
         }
         return ::operator new((c + 1) * frame_pool_granule);
     }
     return ::operator new(size);
 }
 
-BRAID_DETAIL_NOINLINE inline void deallocate_frame(void* block, std::size_t size) noexcept {
+BRAID_DETAIL_FRAME_POOL_INLINE void deallocate_frame(void* block, std::size_t size) noexcept {
     if (size <= frame_pool_classes * frame_pool_granule) {
         const std::size_t c = (size - 1) / frame_pool_granule;
         frame_pool_lists& lists = tls_frame_pool;
-        if (lists.count[c] < frame_pool_depth && !lists.closed) {
-            if (!lists.reaper_armed) {
-                lists.reaper_armed = true;
-                tls_frame_pool_reaper.arm();
-            }
+        if (lists.room[c] != 0) {
             *static_cast<void**>(block) = lists.head[c];
             lists.head[c] = block;
-            ++lists.count[c];
+            --lists.room[c];
             return;
         }
         free_block(block, (c + 1) * frame_pool_granule);

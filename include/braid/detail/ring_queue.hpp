@@ -2,14 +2,16 @@
 #pragma once
 
 // detail::ring_queue: a double-ended FIFO of trivially copyable items in one
-// power-of-two ring. It allocates only when it grows (doubling) and never
-// shrinks, so a loop that keeps a steady number of items ready does no
-// allocation per step. Single-threaded: the owner serialises every call.
+// ring buffer. It allocates only when it grows (doubling) and never shrinks,
+// so a loop that keeps a steady number of items ready does no allocation per
+// step. Single-threaded: the owner serialises every call.
+//
+// head_ points at the first item and tail_ one past the last, both wrapping
+// at end_. The ring grows as soon as it is full, so head_ == tail_ always
+// means empty, and a push or a pop is a store or load and one pointer step.
 
 #include <cstddef>
-#include <memory>
 #include <type_traits>
-#include <utility>
 
 namespace braid::detail {
 
@@ -19,75 +21,81 @@ class ring_queue {
                   "ring_queue holds plain values: items are copied bitwise and never destroyed");
 
 public:
-    ring_queue() = default;
-    ring_queue(ring_queue&& other) noexcept
-        : items_(std::move(other.items_)), mask_(std::exchange(other.mask_, 0)),
-          head_(std::exchange(other.head_, 0)), size_(std::exchange(other.size_, 0)) {}
-    ring_queue& operator=(ring_queue&& other) noexcept {
-        items_ = std::move(other.items_);
-        mask_ = std::exchange(other.mask_, 0);
-        head_ = std::exchange(other.head_, 0);
-        size_ = std::exchange(other.size_, 0);
-        return *this;
+    ring_queue() : begin_(new T[initial_capacity]()) {
+        end_ = begin_ + initial_capacity;
+        head_ = tail_ = begin_;
+    }
+    ring_queue(const ring_queue&) = delete;
+    ring_queue& operator=(const ring_queue&) = delete;
+    ~ring_queue() { delete[] begin_; }
+
+    [[nodiscard]] bool empty() const noexcept { return head_ == tail_; }
+    [[nodiscard]] std::size_t size() const noexcept {
+        const std::ptrdiff_t n = tail_ - head_;
+        return static_cast<std::size_t>(n >= 0 ? n : n + (end_ - begin_));
     }
 
-    [[nodiscard]] bool empty() const noexcept { return size_ == 0; }
-    [[nodiscard]] std::size_t size() const noexcept { return size_; }
-
     void push_back(const T& item) {
-        if (size_ == capacity()) [[unlikely]] {
+        *tail_ = item;
+        if (++tail_ == end_) {
+            tail_ = begin_;
+        }
+        if (tail_ == head_) [[unlikely]] {
             grow();
         }
-        items_[(head_ + size_) & mask_] = item;
-        ++size_;
     }
 
     void push_front(const T& item) {
-        if (size_ == capacity()) [[unlikely]] {
+        if (head_ == begin_) {
+            head_ = end_;
+        }
+        *--head_ = item;
+        if (head_ == tail_) [[unlikely]] {
             grow();
         }
-        head_ = (head_ - 1) & mask_;
-        items_[head_] = item;
-        ++size_;
     }
 
     // Precondition: !empty().
     T pop_front() noexcept {
-        T item = items_[head_];
-        head_ = (head_ + 1) & mask_;
-        --size_;
+        T item = *head_;
+        if (++head_ == end_) {
+            head_ = begin_;
+        }
         return item;
     }
 
-    // The i-th item from the front, for inspection (0 <= i < size()).
-    [[nodiscard]] const T& operator[](std::size_t i) const noexcept {
-        return items_[(head_ + i) & mask_];
-    }
-
-    void clear() noexcept {
-        head_ = 0;
-        size_ = 0;
+    // The slot after the first item's. It holds the second item when there
+    // are two or more, else an old (or value-initialised) item: good enough
+    // for a guess such as a prefetch, never for anything that must be right.
+    [[nodiscard]] const T& second_slot() const noexcept {
+        return head_ + 1 == end_ ? *begin_ : head_[1];
     }
 
 private:
-    [[nodiscard]] std::size_t capacity() const noexcept { return items_ ? mask_ + 1 : 0; }
+    static constexpr std::size_t initial_capacity = 64;
 
+    // Called when the ring has just become full (head_ == tail_).
     void grow() {
-        const std::size_t old_capacity = capacity();
-        const std::size_t new_capacity = old_capacity == 0 ? 64 : old_capacity * 2;
-        auto bigger = std::make_unique_for_overwrite<T[]>(new_capacity);
-        for (std::size_t i = 0; i < size_; ++i) {
-            bigger[i] = items_[(head_ + i) & mask_];
+        const std::size_t capacity = static_cast<std::size_t>(end_ - begin_);
+        T* bigger = new T[capacity * 2]();
+        T* out = bigger;
+        for (T* p = head_; p != end_; ++p) {
+            *out++ = *p;
         }
-        items_ = std::move(bigger);
-        mask_ = new_capacity - 1;
-        head_ = 0;
+        for (T* p = begin_; p != head_; ++p) {
+            *out++ = *p;
+        }
+        delete[] begin_;
+        begin_ = bigger;
+        end_ = bigger + capacity * 2;
+        head_ = bigger;
+        tail_ = out;
     }
 
-    std::unique_ptr<T[]> items_;
-    std::size_t mask_ = 0;
-    std::size_t head_ = 0;
-    std::size_t size_ = 0;
+    T* begin_;
+    T* end_;
+    T* head_;
+    T* tail_;
 };
 
 } // namespace braid::detail

@@ -6,15 +6,21 @@
 // scheduling policy, keeps the list of spawned tasks it owns, and collects the
 // exceptions nobody else can observe.
 //
-// The trampoline. Starting an awaited task, and resuming the task that awaited
-// one that finished, are not done by calling resume() from inside the
-// coroutine that causes them (that nests a stack frame per transfer, and
-// symmetric transfer is only a guaranteed tail call on clang at -O2: g++ at
-// -O0/-O1 and every compiler under AddressSanitizer grow the stack, as in
-// libcoro#273). Instead the coroutine stores the handle in next_ and suspends;
-// resume() below, which sits at a constant stack depth, resumes it. A million
-// synchronous awaits in a loop, or a chain of awaits 100,000 deep, run in
-// constant stack in every build.
+// The trampoline. Resuming the task that awaited one that finished, and
+// starting an awaited task once starts are nested too deep, are not done by
+// calling resume() from inside the coroutine that causes them (that nests a
+// stack frame per transfer; symmetric transfer is only a guaranteed tail call
+// on clang with optimisation: g++ at -O0/-O1 and every compiler under
+// AddressSanitizer grow the stack, as reported in libcoro#273). Instead the
+// coroutine stores the handle in next_ and suspends; resume() below, which
+// sits at a constant stack depth, resumes it.
+//
+// The fast path. An awaited task that has not started is run by a plain call
+// from its awaiter's await_suspend, up to max_inline_depth nested starts. When
+// it finishes without suspending (the common case) the awaiter returns false
+// and the awaiting coroutine goes on with no trip through the trampoline. So a
+// million synchronous awaits in a loop, or a chain of awaits 100,000 deep, run
+// in bounded stack in every build, and the common await costs one call.
 //
 // Single-threaded: every member is used from the thread running the loop.
 
@@ -32,6 +38,12 @@
 #include <string>
 #include <utility>
 #include <vector>
+
+#if defined(__GNUC__) || defined(__clang__)
+#define BRAID_DETAIL_PREFETCH(address) __builtin_prefetch(address)
+#else
+#define BRAID_DETAIL_PREFETCH(address) ((void)(address))
+#endif
 
 namespace braid::detail {
 
@@ -70,9 +82,11 @@ public:
     template <scheduling_policy Policy>
     explicit scheduler(Policy policy) {
         if constexpr (constant_policy<Policy>) {
-            fixed_ = Policy{}.on_yield(yield_info{});
+            mode_ = Policy{}.on_yield(yield_info{}) == placement::back ? yield_mode::back
+                                                                       : yield_mode::front;
         } else {
             dynamic_ = std::make_unique<dynamic_policy_for<Policy>>(std::move(policy));
+            mode_ = yield_mode::dynamic;
         }
     }
 
@@ -106,16 +120,21 @@ public:
 
     // A running task yields: queue its innermost coroutine per the policy.
     void yield(std::coroutine_handle<> h) {
-        placement where = fixed_;
-        if (dynamic_ != nullptr) [[unlikely]] {
-            where = dynamic_->on_yield(yield_info{h, rounds_, ready_.size()});
-        }
-        if (where == placement::back) {
-            ready_.push_back(ready_item{h.address(), nullptr});
+        const ready_item item{h.address(), nullptr};
+        if (mode_ == yield_mode::back) [[likely]] {
+            ready_.push_back(item);
+        } else if (mode_ == yield_mode::front ||
+                   dynamic_->on_yield(yield_info{h, rounds_, ready_.size()}) == placement::front) {
+            ready_.push_front(item);
         } else {
-            ready_.push_front(ready_item{h.address(), nullptr});
+            ready_.push_back(item);
         }
     }
+
+    // How many awaited children may be started by nested calls (each one a
+    // few hundred bytes of stack at most) before starts go through the
+    // trampoline.
+    static constexpr unsigned max_inline_depth = 16;
 
     // The trampoline's slot: resume h as soon as the running coroutine
     // suspends, within the same round.
@@ -126,6 +145,7 @@ public:
     void report(std::exception_ptr error) noexcept {
         try {
             pending_.push_back(std::move(error));
+            has_pending_ = true;
         } catch (...) {
             // Out of memory while reporting an error: there is no way left to
             // deliver it, and losing it silently is not an option.
@@ -141,6 +161,7 @@ public:
         p.sched_ = this;
         p.state_ = task_state::started;
         p.spawned_ = true;
+        p.finish_rare_ = true;
         p.add_ref();
         link(p);
     }
@@ -156,6 +177,15 @@ public:
     void step() {
         const ready_item item = ready_.pop_front();
         ++rounds_;
+        {
+            // With many tasks ready, frames are cold: start loading the first
+            // two cache lines of the frame that runs after the next one, while
+            // this one runs. A guess: the slot may hold an old item, or a
+            // callback's (no frame); prefetching any address is harmless.
+            const auto frame = reinterpret_cast<std::uintptr_t>(ready_.second_slot().coroutine);
+            BRAID_DETAIL_PREFETCH(reinterpret_cast<const void*>(frame));
+            BRAID_DETAIL_PREFETCH(reinterpret_cast<const void*>(frame + 64));
+        }
         if (item.callback == nullptr) [[likely]] {
             resume(std::coroutine_handle<>::from_address(item.coroutine));
         } else {
@@ -170,9 +200,17 @@ public:
     // Gives every pending exception to the handler; without a handler, the
     // first one is rethrown (the others wait for the next call).
     void deliver_pending() {
-        while (!pending_.empty()) [[unlikely]] {
+        if (has_pending_) [[unlikely]] {
+            deliver_pending_now();
+        }
+    }
+
+private:
+    void deliver_pending_now() {
+        while (!pending_.empty()) {
             std::exception_ptr error = std::move(pending_.front());
             pending_.erase(pending_.begin());
+            has_pending_ = !pending_.empty();
             if (handler_) {
                 handler_(std::move(error));
             } else {
@@ -181,6 +219,7 @@ public:
         }
     }
 
+public:
     void set_handler(std::function<void(std::exception_ptr)> handler) noexcept {
         handler_ = std::move(handler);
     }
@@ -248,36 +287,67 @@ private:
     std::coroutine_handle<> dispose_; // trampoline: a finished frame nobody owns
     promise_base* roots_ = nullptr;   // spawned, unfinished tasks this loop owns
     std::uint64_t rounds_ = 0;
+    unsigned inline_depth_ = 0; // children being started by nested calls
     std::vector<std::exception_ptr> pending_;
+    bool has_pending_ = false; // !pending_.empty(), in one load
     std::function<void(std::exception_ptr)> handler_;
     std::unique_ptr<dynamic_policy> dynamic_;
-    placement fixed_ = placement::back;
+    // The policy's answer when it is a constant, else `dynamic`.
+    enum class yield_mode : unsigned char { back, front, dynamic } mode_ = yield_mode::back;
     bool running_ = false;
     bool closing_ = false;
 };
 
 // --- promise_base members that need the scheduler -----------------------------
 
-inline void promise_base::await_from(std::coroutine_handle<> awaiting,
+inline bool promise_base::await_from(std::coroutine_handle<> awaiting,
                                      scheduler* awaiting_sched) noexcept {
     continuation_ = awaiting;
-    if (state_ == task_state::created) {
-        state_ = task_state::started;
-        sched_ = awaiting_sched;
-        awaiting_sched->transfer_to(self_);
+    if (state_ != task_state::created) {
+        return true; // started elsewhere: finish() resumes the awaiting coroutine
     }
+    state_ = task_state::started;
+    sched_ = awaiting_sched;
+    scheduler& s = *awaiting_sched;
+    if (s.inline_depth_ < scheduler::max_inline_depth) {
+        // Run the child right here. Most children finish without suspending,
+        // and then the awaiting coroutine goes on without a trip through the
+        // trampoline. The nesting is bounded, so the stack is too.
+        ++s.inline_depth_;
+        started_inline_ = true;
+        self_.resume();
+        --s.inline_depth_;
+        if (state_ == task_state::done) {
+            return false;
+        }
+        // The child suspended: from now on it is resumed by the trampoline,
+        // and finish() hands the awaiting coroutine to the trampoline too.
+        started_inline_ = false;
+        return true;
+    }
+    s.transfer_to(self_);
+    return true;
 }
 
 inline void promise_base::finish() noexcept {
     state_ = task_state::done;
-    scheduler* const s = sched_;
-    sched_ = nullptr;
+    scheduler* const s = std::exchange(sched_, nullptr);
+    // A task that was awaited and simply returned takes the short path.
+    if (finish_rare_) [[unlikely]] {
+        finish_rare(*s);
+    }
+    // A child run by its awaiter's await_suspend returns there by itself.
+    if (continuation_ && !started_inline_) {
+        s->transfer_to(continuation_);
+    }
+}
 
+inline void promise_base::finish_rare(scheduler& s) noexcept {
     const bool has_callbacks = extras_ != nullptr && extras_->first != nullptr;
     // A fire-and-forget task (only the loop owns it) that failed, with nobody
     // awaiting it and no callback to look at it: its error goes to the loop.
     if (exception_ && !continuation_ && !has_callbacks && spawned_ && refs_ == 1) {
-        s->report(exception_);
+        s.report(exception_);
     }
 
     // Callbacks run now, in order, before the loop does anything else.
@@ -290,22 +360,19 @@ inline void promise_base::finish() noexcept {
             try {
                 n->invoke(n, self_.address());
             } catch (...) {
-                s->report(std::current_exception());
+                s.report(std::current_exception());
             }
             n->destroy(n);
         }
     }
 
-    if (continuation_) {
-        s->transfer_to(std::exchange(continuation_, {}));
-    }
     if (spawned_) {
         spawned_ = false;
-        s->unlink(*this);
+        s.unlink(*this);
         if (release()) {
             // Nobody holds the task any more. It cannot free itself while it
             // is still inside this call: the trampoline does, once it returns.
-            s->dispose_ = self_;
+            s.dispose_ = self_;
         }
     }
 }

@@ -82,7 +82,10 @@ public:
     }
 
     std::suspend_always initial_suspend() const noexcept { return {}; }
-    void unhandled_exception() noexcept { exception_ = std::current_exception(); }
+    void unhandled_exception() noexcept {
+        exception_ = std::current_exception();
+        finish_rare_ = true;
+    }
 
     // State, for task and the scheduler.
     [[nodiscard]] task_state state() const noexcept { return state_; }
@@ -123,10 +126,12 @@ public:
 
     // Used by the awaiter of a task: the coroutine that awaits it.
     [[nodiscard]] bool awaited() const noexcept { return static_cast<bool>(continuation_); }
-    // Starts this (created) task from inside a running task on the same loop,
-    // or registers the awaiting coroutine of a started one. Defined in
-    // scheduler.hpp.
-    void await_from(std::coroutine_handle<> awaiting, scheduler* awaiting_sched) noexcept;
+    // For the awaiter's await_suspend: registers the awaiting coroutine and,
+    // if this task has not started, starts it on the awaiting task's loop.
+    // Returns false when the task finished at once, so the awaiting coroutine
+    // goes on without suspending. Defined in scheduler.hpp.
+    [[nodiscard]] bool await_from(std::coroutine_handle<> awaiting,
+                                  scheduler* awaiting_sched) noexcept;
 
     // Called by the final awaiter, with the frame suspended. Defined in
     // scheduler.hpp.
@@ -138,9 +143,13 @@ protected:
 private:
     friend class scheduler;
 
+    // The part of finish() for spawned or failed tasks and callbacks.
+    void finish_rare(scheduler& s) noexcept;
+
     task_extras& extras() {
         if (extras_ == nullptr) {
             extras_ = new task_extras();
+            finish_rare_ = true;
         }
         return *extras_;
     }
@@ -154,7 +163,9 @@ private:
     std::exception_ptr exception_;
     std::uint32_t refs_ = 1; // the task object get_return_object makes
     task_state state_ = task_state::created;
-    bool spawned_ = false; // the loop owns a reference
+    bool spawned_ = false;        // the loop owns a reference
+    bool started_inline_ = false; // being run by its awaiter's await_suspend
+    bool finish_rare_ = false;    // spawned, failed or has extras: see finish()
 };
 
 // The promise of a braid coroutine (a task), as seen by awaiters.

@@ -377,3 +377,46 @@ TEST_CASE("rounds counts every item taken from the ready queue", "[loop][rounds]
     loop.run_until_complete(parent());
     CHECK(loop.rounds() == 6);
 }
+
+namespace {
+
+// A chain of `depth` awaits whose innermost task yields (far more often than
+// the tests let it run). Each level holds two counted: its parameter, and the
+// argument it passed to the next level (a temporary that lives in its frame
+// until the co_await is over).
+braid::task<int> suspended_chain(int depth, counted c) {
+    if (depth == 0) {
+        for (int i = 0; i < 1'000'000; ++i) {
+            co_await braid::yield();
+        }
+        co_return 0;
+    }
+    co_return 1 + co_await suspended_chain(depth - 1, c);
+}
+
+} // namespace
+
+TEST_CASE("destroying a loop frees a 100,000-deep chain of suspended awaits",
+          "[loop][lifetime][stack]") {
+    counted::reset();
+    {
+        braid::event_loop loop;
+        loop.spawn(suspended_chain(100'000, counted{}));
+        loop.run_until_complete([]() -> braid::task<> { co_return; }());
+        CHECK(counted::alive == 200'001);
+    }
+    CHECK(counted::alive == 0);
+}
+
+TEST_CASE("dropping an abandoned 100,000-deep chain frees it", "[loop][lifetime][stack]") {
+    counted::reset();
+    auto root = suspended_chain(100'000, counted{});
+    {
+        braid::event_loop loop;
+        loop.spawn(root);
+        loop.run_until_complete([]() -> braid::task<> { co_return; }());
+    }
+    CHECK(counted::alive == 200'001);
+    root = {};
+    CHECK(counted::alive == 0);
+}

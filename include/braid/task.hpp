@@ -197,10 +197,10 @@ private:
     }
 
     void reset() noexcept {
-        if (h_ && h_.promise().release()) {
-            h_.destroy();
+        if (h_) {
+            h_.promise().release_and_destroy();
+            h_ = {};
         }
-        h_ = {};
     }
 
     promise_type& checked(const char* function) const {

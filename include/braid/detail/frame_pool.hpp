@@ -38,8 +38,13 @@
 // fresh. g++ lowers coroutines into separate ramp and actor functions before
 // optimising, so the allocation (in the ramp) and the deallocation (in the
 // destroy path) never share a computed address.
+#if defined(__GNUC__) || defined(__clang__)
+#define BRAID_DETAIL_NOINLINE [[gnu::noinline]]
+#else
+#define BRAID_DETAIL_NOINLINE
+#endif
 #if defined(__clang__)
-#define BRAID_DETAIL_FRAME_POOL_INLINE [[gnu::noinline]] inline
+#define BRAID_DETAIL_FRAME_POOL_INLINE BRAID_DETAIL_NOINLINE inline
 #else
 #define BRAID_DETAIL_FRAME_POOL_INLINE inline
 #endif

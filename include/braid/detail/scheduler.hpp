@@ -104,9 +104,7 @@ public:
             p.spawned_ = false;
             p.sched_ = nullptr;
             p.state_ = task_state::abandoned;
-            if (p.release()) {
-                p.self_.destroy();
-            }
+            p.release_and_destroy();
         }
         while (!ready_.empty()) {
             const ready_item item = ready_.pop_front();

@@ -34,6 +34,9 @@
 namespace braid::detail {
 
 class scheduler;
+class promise_base;
+
+void destroy_frame(promise_base& p) noexcept;
 
 enum class task_state : std::uint8_t {
     created,   // frame made, body not started (tasks are lazy)
@@ -100,6 +103,12 @@ public:
 
     // Owners: task objects and the loop.
     void add_ref() noexcept { ++refs_; }
+    // Drops one owner; frees the frame when it was the last.
+    void release_and_destroy() noexcept {
+        if (release()) {
+            destroy_frame(*this);
+        }
+    }
     // Returns true when the caller must destroy the frame (no owner left).
     [[nodiscard]] bool release() noexcept { return --refs_ == 0; }
     [[nodiscard]] std::uint32_t refs() const noexcept { return refs_; }
@@ -142,6 +151,8 @@ protected:
 
 private:
     friend class scheduler;
+    friend void destroy_frame(promise_base& p) noexcept;
+    friend void destroy_suspended_frame(promise_base& p) noexcept;
 
     // The part of finish() for spawned or failed tasks and callbacks.
     void finish_rare(scheduler& s) noexcept;
@@ -167,6 +178,58 @@ private:
     bool started_inline_ = false; // being run by its awaiter's await_suspend
     bool finish_rare_ = false;    // spawned, failed or has extras: see finish()
 };
+
+// --- Destroying frames ------------------------------------------------------
+//
+// A suspended frame holds the task it awaits, which holds the one it awaits,
+// and so on: destroying the outermost destroys the whole chain by nested
+// calls, one per level. A chain of 100,000 suspended awaits (a deep recursion
+// whose loop is destroyed before it finishes) would overflow the stack. So
+// past destroy_depth nested destructions of suspended frames, the next one is
+// put on a per-thread list and destroyed when the outermost destruction
+// returns. Up to that depth the order is the usual one (an awaited task is
+// destroyed where its task object dies in the awaiting frame); beyond it, an
+// awaited task is destroyed after the rest of the frame that awaited it.
+
+inline constexpr unsigned destroy_depth = 64;
+
+struct destroy_state {
+    unsigned depth;
+    promise_base* deferred; // linked through root_next_ (unused: not spawned)
+};
+
+inline thread_local constinit destroy_state tls_destroy_state{};
+
+// Out of line: it reads a thread_local, and task destructors (which call it)
+// run inside coroutine bodies (see frame_pool.hpp).
+BRAID_DETAIL_NOINLINE inline void destroy_suspended_frame(promise_base& p) noexcept {
+    destroy_state& d = tls_destroy_state;
+    if (d.depth == destroy_depth) {
+        p.root_next_ = d.deferred;
+        d.deferred = &p;
+        return;
+    }
+    ++d.depth;
+    p.self_.destroy();
+    --d.depth;
+    if (d.depth == 0) {
+        while (promise_base* q = d.deferred) {
+            d.deferred = q->root_next_;
+            ++d.depth;
+            q->self_.destroy();
+            --d.depth;
+        }
+    }
+}
+
+// Frees a frame that nobody owns any more.
+inline void destroy_frame(promise_base& p) noexcept {
+    if (p.state_ == task_state::created || p.state_ == task_state::done) {
+        p.self_.destroy(); // holds no suspended awaits (a finished frame's locals are gone)
+    } else {
+        destroy_suspended_frame(p);
+    }
+}
 
 // The promise of a braid coroutine (a task), as seen by awaiters.
 template <class P>

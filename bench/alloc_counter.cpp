@@ -1,46 +1,30 @@
 // SPDX-License-Identifier: MIT
-// A separate translation unit, so that the replaced operators are never
-// inlined into the code that allocates (g++ 12 then warns about new/free).
 
 #include "alloc_counter.hpp"
 
-#include <cstdlib>
-#include <new>
-
-namespace {
-bool counting = false;
-std::ptrdiff_t net_bytes = 0;
-} // namespace
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
+#include <malloc.h>
+#define BRAID_BENCH_HAVE_MALLINFO2 1
+#endif
 
 namespace braid_bench {
+namespace {
+std::ptrdiff_t in_use_at_start = 0;
 
-void start_counting_allocations() noexcept {
-    net_bytes = 0;
-    counting = true;
+std::ptrdiff_t heap_in_use() noexcept {
+#ifdef BRAID_BENCH_HAVE_MALLINFO2
+    return static_cast<std::ptrdiff_t>(mallinfo2().uordblks);
+#else
+    return -1;
+#endif
 }
+} // namespace
+
+void start_counting_allocations() noexcept { in_use_at_start = heap_in_use(); }
 
 std::ptrdiff_t stop_counting_allocations() noexcept {
-    counting = false;
-    return net_bytes;
+    const std::ptrdiff_t now = heap_in_use();
+    return now < 0 ? -1 : now - in_use_at_start;
 }
 
 } // namespace braid_bench
-
-void* operator new(std::size_t size) {
-    if (counting) {
-        net_bytes += static_cast<std::ptrdiff_t>(size);
-    }
-    if (void* p = std::malloc(size == 0 ? 1 : size)) {
-        return p;
-    }
-    throw std::bad_alloc();
-}
-
-void operator delete(void* p) noexcept { std::free(p); }
-
-void operator delete(void* p, std::size_t size) noexcept {
-    if (counting) {
-        net_bytes -= static_cast<std::ptrdiff_t>(size);
-    }
-    std::free(p);
-}

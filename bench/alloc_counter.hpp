@@ -1,18 +1,18 @@
 // SPDX-License-Identifier: MIT
 #pragma once
 
-// Counts the bytes a benchmark allocates through the global operator new while
-// counting is switched on (off by default, so that timing runs pay one branch
-// per allocation and nothing else). Defined in alloc_counter.cpp, which
-// replaces the global operator new and delete of the benchmark program.
+// Measures how much heap a piece of a benchmark keeps: the change in bytes
+// that malloc has handed out (glibc's mallinfo2, so chunk headers and every
+// allocation path count: operator new, aligned new, aligned_alloc, ...).
+// Returns -1 where mallinfo2 is not available.
 
 #include <cstddef>
 
 namespace braid_bench {
 
-// Starts counting from zero.
+// Starts a measurement.
 void start_counting_allocations() noexcept;
-// Stops counting; returns bytes allocated minus bytes freed since the start.
+// Heap bytes in use now minus at the start, or -1 when unknown.
 std::ptrdiff_t stop_counting_allocations() noexcept;
 
 } // namespace braid_bench

@@ -310,7 +310,10 @@ void BM_baseline_function_queue(benchmark::State& state) {
 
 // --- memory --------------------------------------------------------------------
 
-// Net bytes allocated per task, measured while `tasks` of them wait to run.
+// Heap bytes per task (malloc's chunk overhead included), measured while
+// `tasks` of them wait to run. Frames freed earlier may be reused from a
+// cache (braid's pool, asio's recycling allocator): start from a state where
+// that cache is small next to `tasks` frames.
 template <class Spawn, class Drain>
 void measure_memory(benchmark::State& state, Spawn spawn, Drain drain) {
     const auto tasks = static_cast<int>(state.range(0));

@@ -98,9 +98,15 @@ public:
     // only marked abandoned: its object frees it later.
     ~scheduler() {
         closing_ = true;
-        while (roots_ != nullptr) {
-            promise_base& p = *roots_;
-            unlink(p);
+        // Destroying one task can spawn another (from a destructor): it then
+        // goes at the end of the list, which is read until its end.
+        free_roots_.clear();
+        for (std::size_t i = 0; i < roots_.size(); ++i) {
+            promise_base* const root = std::exchange(roots_[i], nullptr);
+            if (root == nullptr) {
+                continue;
+            }
+            promise_base& p = *root;
             p.spawned_ = false;
             p.sched_ = nullptr;
             p.state_ = task_state::abandoned;
@@ -155,13 +161,20 @@ public:
 
     // Takes one reference to a created task and queues its first step.
     void spawn(promise_base& p) {
-        ready_.push_back(ready_item{p.self_.address(), nullptr});
+        const std::uint32_t index = take_root_slot();
+        try {
+            ready_.push_back(ready_item{p.self_.address(), nullptr});
+        } catch (...) {
+            free_roots_.push_back(index); // cannot throw: see take_root_slot
+            throw;
+        }
+        roots_[index] = &p;
+        p.root_index_ = index;
         p.sched_ = this;
         p.state_ = task_state::started;
         p.spawned_ = true;
         p.finish_rare_ = true;
         p.add_ref();
-        link(p);
     }
 
     void call_soon(call_node* node) { ready_.push_back(ready_item{nullptr, node}); }
@@ -257,25 +270,27 @@ private:
         }
     }
 
-    void link(promise_base& p) noexcept {
-        p.root_prev_ = nullptr;
-        p.root_next_ = roots_;
-        if (roots_ != nullptr) {
-            roots_->root_prev_ = &p;
+    // A slot in roots_ for a task being spawned. free_roots_ always has room
+    // for every slot, so returning one (when a task finishes) cannot fail.
+    std::uint32_t take_root_slot() {
+        if (!free_roots_.empty()) {
+            const std::uint32_t index = free_roots_.back();
+            free_roots_.pop_back();
+            return index;
         }
-        roots_ = &p;
+        roots_.push_back(nullptr);
+        try {
+            free_roots_.reserve(roots_.capacity());
+        } catch (...) {
+            roots_.pop_back();
+            throw;
+        }
+        return static_cast<std::uint32_t>(roots_.size() - 1);
     }
 
     void unlink(promise_base& p) noexcept {
-        if (p.root_prev_ != nullptr) {
-            p.root_prev_->root_next_ = p.root_next_;
-        } else {
-            roots_ = p.root_next_;
-        }
-        if (p.root_next_ != nullptr) {
-            p.root_next_->root_prev_ = p.root_prev_;
-        }
-        p.root_prev_ = p.root_next_ = nullptr;
+        roots_[p.root_index_] = nullptr;
+        free_roots_.push_back(p.root_index_);
     }
 
     friend class promise_base;
@@ -283,7 +298,11 @@ private:
     ring_queue<ready_item> ready_;
     std::coroutine_handle<> next_;    // trampoline: resume this next, same round
     std::coroutine_handle<> dispose_; // trampoline: a finished frame nobody owns
-    promise_base* roots_ = nullptr;   // spawned, unfinished tasks this loop owns
+    // The spawned, unfinished tasks this loop owns, at their root_index_
+    // (null: a free slot, also listed in free_roots_). Finishing a task
+    // touches its own slot only, not other tasks' frames.
+    std::vector<promise_base*> roots_;
+    std::vector<std::uint32_t> free_roots_;
     std::uint64_t rounds_ = 0;
     unsigned inline_depth_ = 0; // children being started by nested calls
     std::vector<std::exception_ptr> pending_;

@@ -30,6 +30,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 namespace braid::detail {
 
@@ -168,11 +169,10 @@ private:
     std::coroutine_handle<> self_;         // this frame
     std::coroutine_handle<> continuation_; // the coroutine awaiting this task
     scheduler* sched_ = nullptr;           // the loop running this task, once started
-    promise_base* root_prev_ = nullptr;    // links in the loop's list of spawned tasks
-    promise_base* root_next_ = nullptr;
     task_extras* extras_ = nullptr;
     std::exception_ptr exception_;
-    std::uint32_t refs_ = 1; // the task object get_return_object makes
+    std::uint32_t refs_ = 1;       // the task object get_return_object makes
+    std::uint32_t root_index_ = 0; // where the loop lists it, while spawned
     task_state state_ = task_state::created;
     bool spawned_ = false;        // the loop owns a reference
     bool started_inline_ = false; // being run by its awaiter's await_suspend
@@ -193,32 +193,28 @@ private:
 
 inline constexpr unsigned destroy_depth = 64;
 
-struct destroy_state {
-    unsigned depth;
-    promise_base* deferred; // linked through root_next_ (unused: not spawned)
-};
-
-inline thread_local constinit destroy_state tls_destroy_state{};
-
-// Out of line: it reads a thread_local, and task destructors (which call it)
+// Out of line: it reads thread_locals, and task destructors (which call it)
 // run inside coroutine bodies (see frame_pool.hpp).
 BRAID_DETAIL_NOINLINE inline void destroy_suspended_frame(promise_base& p) noexcept {
-    destroy_state& d = tls_destroy_state;
-    if (d.depth == destroy_depth) {
-        p.root_next_ = d.deferred;
-        d.deferred = &p;
-        return;
-    }
-    ++d.depth;
-    p.self_.destroy();
-    --d.depth;
-    if (d.depth == 0) {
-        while (promise_base* q = d.deferred) {
-            d.deferred = q->root_next_;
-            ++d.depth;
-            q->self_.destroy();
-            --d.depth;
+    static thread_local unsigned depth = 0;
+    static thread_local std::vector<promise_base*> deferred;
+    if (depth == destroy_depth) {
+        try {
+            deferred.push_back(&p);
+            return;
+        } catch (...) {
+            // No memory to defer it: destroy it here, one level deeper.
         }
+    }
+    ++depth;
+    p.self_.destroy();
+    --depth;
+    while (depth == 0 && !deferred.empty()) {
+        promise_base* q = deferred.back();
+        deferred.pop_back();
+        ++depth;
+        q->self_.destroy();
+        --depth;
     }
 }
 

@@ -96,7 +96,7 @@ bare_coroutine bare_yielder(bare_loop& loop, int yields) {
 
 struct malloc_frames {
     static void* allocate(std::size_t n) { return ::operator new(n); }
-    static void deallocate(void* p, std::size_t n) noexcept { ::operator delete(p, n); }
+    static void deallocate(void* p, std::size_t) noexcept { ::operator delete(p); }
 };
 
 // One free list per frame size seen (enough for a benchmark of one task type).

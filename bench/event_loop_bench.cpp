@@ -20,6 +20,7 @@
 
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <coroutine>
 #include <cstddef>
 #include <cstdint>
@@ -199,7 +200,10 @@ braid::task<std::int64_t> braid_parent(int children) {
     co_return sum;
 }
 
-constexpr int yields_per_task = 1000;
+// Yields per run: a million, spread over the tasks, but at least 100 per task
+// so that spawning and finishing a task stay small next to its yields.
+constexpr int yields_per_run = 1'000'000;
+int yields_for(int tasks) { return std::max(100, yields_per_run / tasks); }
 constexpr int children_per_run = 1000;
 constexpr int callbacks_per_run = 1000;
 
@@ -207,7 +211,7 @@ constexpr int callbacks_per_run = 1000;
 
 void BM_event_loop_yield(benchmark::State& state) {
     const auto tasks = static_cast<int>(state.range(0));
-    const int yields = yields_per_task * 1000 / tasks;
+    const int yields = yields_for(tasks);
     for (auto _ : state) {
         braid::event_loop loop;
         for (int t = 0; t < tasks; ++t) {
@@ -220,7 +224,7 @@ void BM_event_loop_yield(benchmark::State& state) {
 
 void BM_event_loop_yield_sequential(benchmark::State& state) {
     const auto tasks = static_cast<int>(state.range(0));
-    const int yields = yields_per_task * 1000 / tasks;
+    const int yields = yields_for(tasks);
     for (auto _ : state) {
         braid::event_loop loop{braid::sequential};
         for (int t = 0; t < tasks; ++t) {
@@ -233,7 +237,7 @@ void BM_event_loop_yield_sequential(benchmark::State& state) {
 
 void BM_baseline_deque_loop_yield(benchmark::State& state) {
     const auto tasks = static_cast<int>(state.range(0));
-    const int yields = yields_per_task * 1000 / tasks;
+    const int yields = yields_for(tasks);
     for (auto _ : state) {
         bare_loop loop;
         for (int t = 0; t < tasks; ++t) {
@@ -374,7 +378,7 @@ asio::awaitable<void> asio_parent(int children, std::int64_t& out) {
 
 void BM_asio_post_yield(benchmark::State& state) {
     const auto tasks = static_cast<int>(state.range(0));
-    const int yields = yields_per_task * 1000 / tasks;
+    const int yields = yields_for(tasks);
     for (auto _ : state) {
         asio::io_context ctx(1);
         for (int t = 0; t < tasks; ++t) {

@@ -124,14 +124,15 @@ public:
 
     // A running task yields: queue its innermost coroutine per the policy.
     void yield(std::coroutine_handle<> h) {
-        const ready_item item{h.address(), nullptr};
+        void* const frame = h.address();
+        call_node* const no_callback = nullptr;
         if (mode_ == yield_mode::back) [[likely]] {
-            ready_.push_back(item);
+            ready_.emplace_back(frame, no_callback);
         } else if (mode_ == yield_mode::front ||
                    dynamic_->on_yield(yield_info{h, rounds_, ready_.size()}) == placement::front) {
-            ready_.push_front(item);
+            ready_.emplace_front(frame, no_callback);
         } else {
-            ready_.push_back(item);
+            ready_.emplace_back(frame, no_callback);
         }
     }
 
@@ -163,7 +164,7 @@ public:
     void spawn(promise_base& p) {
         const std::uint32_t index = take_root_slot();
         try {
-            ready_.push_back(ready_item{p.self_.address(), nullptr});
+            ready_.emplace_back(p.self_.address(), static_cast<call_node*>(nullptr));
         } catch (...) {
             free_roots_.push_back(index); // cannot throw: see take_root_slot
             throw;
@@ -177,7 +178,7 @@ public:
         p.add_ref();
     }
 
-    void call_soon(call_node* node) { ready_.push_back(ready_item{nullptr, node}); }
+    void call_soon(call_node* node) { ready_.emplace_back(static_cast<void*>(nullptr), node); }
 
     [[nodiscard]] bool has_ready() const noexcept { return !ready_.empty(); }
     [[nodiscard]] std::size_t ready_count() const noexcept { return ready_.size(); }
@@ -188,14 +189,14 @@ public:
     void step() {
         const ready_item item = ready_.pop_front();
         ++rounds_;
-        {
+        if (const ready_item* next = ready_.second(); next != nullptr && next->coroutine) {
             // With many tasks ready, frames are cold: start loading the first
             // two cache lines of the frame that runs after the next one, while
-            // this one runs. A guess: the slot may hold an old item, or a
-            // callback's (no frame); prefetching any address is harmless.
-            const auto frame = reinterpret_cast<std::uintptr_t>(ready_.second_slot().coroutine);
-            BRAID_DETAIL_PREFETCH(reinterpret_cast<const void*>(frame));
-            BRAID_DETAIL_PREFETCH(reinterpret_cast<const void*>(frame + 64));
+            // this one runs. (Only real frames: prefetching an unmapped
+            // address is harmless but can cost a page walk.)
+            const auto* frame = static_cast<const char*>(next->coroutine);
+            BRAID_DETAIL_PREFETCH(frame);
+            BRAID_DETAIL_PREFETCH(frame + 64);
         }
         if (item.callback == nullptr) [[likely]] {
             resume(std::coroutine_handle<>::from_address(item.coroutine));

@@ -209,24 +209,12 @@ constexpr int callbacks_per_run = 1000;
 
 // --- yield ---------------------------------------------------------------------
 
+template <class Policy>
 void BM_event_loop_yield(benchmark::State& state) {
     const auto tasks = static_cast<int>(state.range(0));
     const int yields = yields_for(tasks);
     for (auto _ : state) {
-        braid::event_loop loop;
-        for (int t = 0; t < tasks; ++t) {
-            loop.spawn(braid_yielder(yields));
-        }
-        loop.run();
-    }
-    state.SetItemsProcessed(state.iterations() * tasks * yields);
-}
-
-void BM_event_loop_yield_sequential(benchmark::State& state) {
-    const auto tasks = static_cast<int>(state.range(0));
-    const int yields = yields_for(tasks);
-    for (auto _ : state) {
-        braid::event_loop loop{braid::sequential};
+        braid::event_loop loop{Policy{}};
         for (int t = 0; t < tasks; ++t) {
             loop.spawn(braid_yielder(yields));
         }
@@ -440,8 +428,8 @@ BENCHMARK(BM_asio_memory_per_task)->Arg(10000)->Iterations(3);
 
 } // namespace
 
-BENCHMARK(BM_event_loop_yield)->Arg(1)->Arg(1000)->Arg(100000);
-BENCHMARK(BM_event_loop_yield_sequential)->Arg(1000);
+BENCHMARK(BM_event_loop_yield<braid::interleaved_t>)->Arg(1)->Arg(1000)->Arg(100000);
+BENCHMARK(BM_event_loop_yield<braid::sequential_t>)->Arg(1000);
 BENCHMARK(BM_baseline_deque_loop_yield)->Arg(1)->Arg(1000)->Arg(100000);
 BENCHMARK(BM_task_await);
 BENCHMARK(BM_baseline_min_task_await<malloc_frames>);

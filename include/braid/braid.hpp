@@ -4,4 +4,6 @@
 // Everything public in braid, in one include.
 
 #include <braid/errors.hpp>
+#include <braid/stream_executor.hpp>
+#include <braid/thread_pool.hpp>
 #include <braid/version.hpp>

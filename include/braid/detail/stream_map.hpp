@@ -83,6 +83,8 @@ private:
     ring* ring_for(std::uint64_t seq, std::uint64_t consumed);
     void wake_drainers(const std::shared_ptr<stream_map_state>& self);
 
+    bool add_drainer() noexcept;
+    void recruit() noexcept;
     void drain() noexcept;
     std::uint64_t claim(std::uint64_t& first) noexcept;
     void run_chunk(std::uint64_t first, std::uint64_t count, ring*& cache) noexcept;
@@ -182,22 +184,43 @@ template <class T, class F, class In, bool Zipped>
 void stream_map_state<T, F, In, Zipped>::wake_drainers(const std::shared_ptr<stream_map_state>& self) {
     // seq_cst: with publish(), a Dekker pair against a leaving drainer's
     // fetch_sub + has_unclaimed(): either it sees our item or we see it gone.
-    std::uint64_t life = this->life_.load(std::memory_order_seq_cst);
-    for (;;) {
-        if ((life & stream_state::life_stop) != 0) return;
-        const std::uint64_t drainers = (life >> 1) - 1; // the producer is counted too
-        if (drainers >= this->max_drainers_) return;
-        // Another drainer only when every current one is inside f (the
-        // others are about to claim what we just published).
-        // relaxed: a heuristic; a missed drainer is made up by the next item.
-        if (drainers > 0 && this->in_f_.load(std::memory_order_relaxed) < drainers) return;
-        if (this->life_.compare_exchange_weak(life, life + stream_state::life_unit, std::memory_order_seq_cst)) break;
-    }
+    const std::uint64_t life = this->life_.load(std::memory_order_seq_cst);
+    const std::uint64_t drainers = (life >> 1) - 1; // the producer is counted too
+    // Another drainer only when every current one is inside f; an idle one
+    // is about to claim what we just published, and a drainer that claims
+    // while more work waits recruits the next one itself.
+    // relaxed: a heuristic; recruit() and drain()'s last look make up for it.
+    if (drainers > 0 && this->in_f_.load(std::memory_order_relaxed) < drainers) return;
+    if (!add_drainer()) return;
     try {
         pool_.post([self]() noexcept { self->drain(); });
     } catch (...) {
         this->leave();
         throw;
+    }
+}
+
+template <class T, class F, class In, bool Zipped>
+bool stream_map_state<T, F, In, Zipped>::add_drainer() noexcept {
+    // seq_cst: see wake_drainers().
+    std::uint64_t life = this->life_.load(std::memory_order_seq_cst);
+    do {
+        // life >> 1 counts the producer (if still running) and the drainers.
+        if ((life & stream_state::life_stop) != 0 || (life >> 1) > this->max_drainers_) return false;
+    } while (!this->life_.compare_exchange_weak(life, life + stream_state::life_unit, std::memory_order_seq_cst));
+    return true;
+}
+
+template <class T, class F, class In, bool Zipped>
+void stream_map_state<T, F, In, Zipped>::recruit() noexcept {
+    if (!add_drainer()) return;
+    try {
+        // The caller is a drainer, so a shared_ptr owner keeps us alive; the
+        // new drainer needs its own.
+        auto self = std::static_pointer_cast<stream_map_state>(this->shared_from_this());
+        pool_.post([self = std::move(self)]() noexcept { self->drain(); });
+    } catch (...) {
+        this->leave(); // the pool is shutting down: the drainers we have finish the work
     }
 }
 
@@ -209,6 +232,7 @@ void stream_map_state<T, F, In, Zipped>::drain() noexcept {
     for (;;) {
         std::uint64_t first = 0;
         if (const std::uint64_t count = claim(first); count > 0) {
+            if (has_unclaimed()) recruit();
             run_chunk(first, count, cache);
             continue;
         }
@@ -221,12 +245,7 @@ void stream_map_state<T, F, In, Zipped>::drain() noexcept {
             this->abandon();
             return;
         }
-        if (!has_unclaimed()) return;
-        life -= stream_state::life_unit;
-        do {
-            if ((life & stream_state::life_stop) != 0 || (life >> 1) > this->max_drainers_) return;
-        } while (!this->life_.compare_exchange_weak(life, life + stream_state::life_unit,
-                                                    std::memory_order_seq_cst));
+        if (!has_unclaimed() || !add_drainer()) return;
     }
 }
 

@@ -27,6 +27,7 @@
 #include <cstdint>
 #include <exception>
 #include <limits>
+#include <memory>
 #include <mutex>
 #include <string>
 
@@ -41,7 +42,7 @@ enum class stream_end : unsigned char { none, exhausted, input_error, stopped };
 
 inline constexpr std::size_t stream_cache_line = 64;
 
-class stream_state {
+class stream_state : public std::enable_shared_from_this<stream_state> {
 public:
     static constexpr std::uint64_t unbounded = std::numeric_limits<std::uint64_t>::max();
 
@@ -201,17 +202,13 @@ inline bool stream_state::wait_for_room(std::uint64_t seq, std::uint64_t& consum
         if (!needed()) return false;
         if (has_room(cons_.load(std::memory_order_acquire))) return true;
     }
-    // Sleep until a quarter of the buffer is free again (not just one slot),
-    // so a full stream is refilled in batches rather than item by item. The
-    // consumer can always get that far: everything before `seq` is published.
-    const std::uint64_t slack = (buffer_ - 1) / 4;
-    wake_at_.store(seq - buffer_ + 1 + slack, std::memory_order_relaxed); // published by the RMW below
+    wake_at_.store(seq - buffer_ + 1, std::memory_order_relaxed); // published by the RMW below
     std::unique_lock lock(mutex_);
     for (;;) {
         // acq_rel: releases wake_at_ to the consumer, acquires its slots.
         const std::uint64_t cons = cons_.fetch_or(cons_producer_waiting, std::memory_order_acq_rel);
         if (!needed()) break;
-        if ((cons >> 1) >= seq - buffer_ + 1 + slack && has_room(cons)) break;
+        if (has_room(cons)) break;
         producer_cv_.wait(lock);
     }
     // relaxed: only clears our own flag; a stale flag costs one spurious notify.

@@ -217,7 +217,7 @@ TEST_CASE("randomized maps and pipelines keep the bound, the order, every except
     const std::uint64_t base = env_or("BRAID_STRESS_SEED", 20261121);
     const std::uint64_t runs = env_or("BRAID_STRESS_RUNS", 400);
     const auto budget = std::chrono::seconds(env_or("BRAID_STRESS_SECONDS", 4));
-    const std::size_t threads_before = process_threads();
+    const std::size_t threads_before = baseline_threads();
     const auto started = std::chrono::steady_clock::now();
     counted::live().store(0);
     std::uint64_t done = 0;

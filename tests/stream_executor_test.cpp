@@ -343,7 +343,7 @@ TEST_CASE("items left in a dropped map are destroyed exactly once", "[stream_exe
 }
 
 TEST_CASE("the executor's destructor joins every thread it made", "[stream_executor]") {
-    const std::size_t before = process_threads();
+    const std::size_t before = baseline_threads();
     {
         stream_executor ex{3};
         std::vector<braid::stream_results<std::uint64_t>> live;

@@ -111,7 +111,7 @@ TEST_CASE("large and move-only callables are accepted", "[thread_pool]") {
 }
 
 TEST_CASE("shutdown runs the queued work, joins, and then refuses work", "[thread_pool]") {
-    const std::size_t before = process_threads();
+    const std::size_t before = baseline_threads();
     std::atomic<int> ran{0};
     {
         braid::thread_pool pool(2);

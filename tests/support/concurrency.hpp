@@ -105,6 +105,14 @@ inline std::size_t process_threads() {
     return n;
 }
 
+// The thread count to return to after a test's threads are gone. Starts and
+// joins one thread first: ThreadSanitizer starts a helper thread of its own
+// with the program's first thread, which must not look like a leak.
+inline std::size_t baseline_threads() {
+    std::thread([] {}).join();
+    return process_threads();
+}
+
 // The thread count settles after threads are joined (the kernel removes an
 // exited thread a moment later): waits for it to fall to `expected`.
 inline bool threads_settle_to(std::size_t expected) {

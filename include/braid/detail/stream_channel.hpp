@@ -26,7 +26,7 @@
 
 namespace braid::detail {
 
-inline constexpr std::uint32_t slot_input = 1;   // the input ring holds the input
+inline constexpr std::uint32_t slot_input = 1;   // a claimed input was skipped (map stopped) and is still there
 inline constexpr std::uint32_t slot_value = 2;   // value holds f's result
 inline constexpr std::uint32_t slot_error = 4;   // error holds f's exception
 inline constexpr std::uint32_t slot_waiting = 8; // the consumer sleeps on this slot
@@ -79,16 +79,23 @@ public:
 
 protected:
     stream_ring<T>* consumer_ring_ = nullptr; // set by the derived state; consumer only
+    std::uint64_t published_seen_ = 0;        // consumer only: published count when last read
 };
 
 template <class T>
 bool stream_channel<T>::fetch(std::uint64_t seq, std::optional<T>& out) {
     static constexpr const char* where = "braid::stream_results::iterator";
-    // acquire: pairs with publish(); the input and ring links are visible.
-    if (published(pub_.load(std::memory_order_acquire)) <= seq) {
-        if (published(wait_published(seq)) <= seq) {
-            if (end_reason_ == stream_end::exhausted) return false;
-            throw_at_end(where);
+    // The published count only grows: read pub_ (which the producer writes
+    // per item) only when the last count seen does not cover `seq`.
+    if (seq >= published_seen_) {
+        // acquire: pairs with publish(); the ring links are visible.
+        published_seen_ = published(pub_.load(std::memory_order_acquire));
+        if (seq >= published_seen_) {
+            published_seen_ = published(wait_published(seq));
+            if (seq >= published_seen_) {
+                if (end_reason_ == stream_end::exhausted) return false;
+                throw_at_end(where);
+            }
         }
     }
     consumer_ring_ = stream_ring<T>::find(consumer_ring_, seq);

@@ -157,8 +157,6 @@ void stream_map_state<T, F, In, Zipped>::produce_all(const std::shared_ptr<strea
         } else {
             ::new (static_cast<void*>(&r->input(seq))) In(*std::get<0>(its));
         }
-        // relaxed: released with the input by publish().
-        r->slot(seq).state.store(slot_input, std::memory_order_relaxed);
         this->publish();
         wake_drainers(self);
     }
@@ -168,8 +166,12 @@ template <class T, class F, class In, bool Zipped>
 auto stream_map_state<T, F, In, Zipped>::ring_for(std::uint64_t seq, std::uint64_t consumed) -> ring* {
     ring* r = producer_ring_;
     // The slot is free if this ring never held an earlier item there, or if
-    // the consumer has taken that item (seq - capacity < consumed).
+    // the consumer has taken that item (seq - capacity < consumed). `consumed`
+    // may be old: look again before growing.
     if (seq - r->start < r->capacity() || seq - consumed < r->capacity()) return r;
+    // acquire: as in wait_for_room().
+    consumed = this->cons_.load(std::memory_order_acquire) >> 1;
+    if (seq - consumed < r->capacity()) return r;
     // Here capacity < buffer (else the bound would have left room): grow.
     auto fresh = std::make_unique<ring>(seq, std::min(2 * r->capacity(), largest_ring()));
     ring* added = fresh.get();
@@ -186,6 +188,7 @@ void stream_map_state<T, F, In, Zipped>::wake_drainers(const std::shared_ptr<str
     // fetch_sub + has_unclaimed(): either it sees our item or we see it gone.
     const std::uint64_t life = this->life_.load(std::memory_order_seq_cst);
     const std::uint64_t drainers = (life >> 1) - 1; // the producer is counted too
+    if (drainers >= this->max_drainers_) return;
     // Another drainer only when every current one is inside f; an idle one
     // is about to claim what we just published, and a drainer that claims
     // while more work waits recruits the next one itself.
@@ -282,7 +285,15 @@ void stream_map_state<T, F, In, Zipped>::run_chunk(std::uint64_t first, std::uin
     for (std::uint64_t seq = first; seq < first + count; ++seq) {
         // seq_cst: see request_stop(). Inputs past the limit stay unstarted
         // in their slots; the destructor frees them.
-        if (seq >= this->limit_.load(std::memory_order_seq_cst)) break;
+        if (seq >= this->limit_.load(std::memory_order_seq_cst)) {
+            // Mark the skipped inputs for the destructor. relaxed: it runs
+            // after every thread has left.
+            for (; seq < first + count; ++seq) {
+                cache = static_cast<ring*>(stream_ring<T>::find(cache, seq));
+                cache->slot(seq).state.fetch_or(slot_input, std::memory_order_relaxed);
+            }
+            break;
+        }
         cache = static_cast<ring*>(stream_ring<T>::find(cache, seq));
         In& input = cache->input(seq);
         stream_slot<T>& slot = cache->slot(seq);
@@ -353,13 +364,14 @@ stream_map_state<T, F, In, Zipped>::~stream_map_state() {
     // relaxed: as said.
     const std::uint64_t consumed = this->cons_.load(std::memory_order_relaxed) >> 1;
     const std::uint64_t published = stream_state::published(this->pub_.load(std::memory_order_relaxed));
+    const std::uint64_t claimed = this->claimed_.load(std::memory_order_relaxed);
     for (std::size_t i = 0; i < rings_.size(); ++i) {
         ring& r = *rings_[i];
         const std::uint64_t end = i + 1 < rings_.size() ? rings_[i + 1]->start : published;
         for (std::uint64_t seq = std::max(r.start, consumed); seq < std::min(end, published); ++seq) {
             stream_slot<T>& slot = r.slot(seq);
             const std::uint32_t state = slot.state.load(std::memory_order_relaxed);
-            if ((state & slot_input) != 0) std::destroy_at(&r.input(seq));
+            if (seq >= claimed || (state & slot_input) != 0) std::destroy_at(&r.input(seq));
             if ((state & slot_value) != 0) std::destroy_at(&slot.value);
             if ((state & slot_error) != 0) std::destroy_at(&slot.error);
         }

@@ -128,11 +128,12 @@ protected:
     alignas(stream_cache_line) std::atomic<std::uint64_t> pub_{0};
     alignas(stream_cache_line) std::atomic<std::uint64_t> cons_{0};
     std::atomic<std::uint64_t> wake_at_{0}; // consumed count the sleeping producer waits for
+    std::uint64_t consumed_seen_ = 0;       // producer only: cons_ >> 1 when last read
     alignas(stream_cache_line) std::atomic<std::uint64_t> claimed_{0};
     alignas(stream_cache_line) std::atomic<std::uint64_t> limit_{unbounded};
     std::atomic<std::uint64_t> life_{life_unit}; // the producer is counted from the start
-    std::atomic<std::uint32_t> in_f_{0};          // drainers inside a chunk of f calls
     std::atomic<bool> abandoned_{false};
+    alignas(stream_cache_line) std::atomic<std::uint32_t> in_f_{0}; // drainers inside a chunk of f calls
 
     const std::uint64_t buffer_;
     const std::size_t max_drainers_;
@@ -189,11 +190,17 @@ inline void stream_state::drop() noexcept {
 
 inline bool stream_state::wait_for_room(std::uint64_t seq, std::uint64_t& consumed) {
     const auto has_room = [&](std::uint64_t cons) {
-        consumed = cons >> 1;
-        return buffer_ == unbounded || seq - consumed < buffer_;
+        consumed = consumed_seen_ = cons >> 1;
+        return seq - consumed < buffer_;
     };
     // seq_cst: see request_stop().
     const auto needed = [&] { return seq < limit_.load(std::memory_order_seq_cst); };
+    // The consumed count only grows: while the last one we saw leaves room,
+    // cons_ (which the consumer writes per item) need not be read at all.
+    if (buffer_ == unbounded || seq - consumed_seen_ < buffer_) {
+        consumed = consumed_seen_;
+        return needed();
+    }
     // acquire: the consumer's release of the slots it consumed happens before
     // we reuse them.
     if (has_room(cons_.load(std::memory_order_acquire))) return needed();
@@ -313,7 +320,9 @@ void stream_state::consumer_sleep(Ready ready, Arm arm) {
 
 inline void stream_state::throw_at_end(const char* where) {
     request_stop();
-    if (end_reason_ == stream_end::input_error) std::rethrow_exception(input_error_);
+    // Moved out, not copied: the last reference to an exception then dies on
+    // the reader's thread, not on whichever thread frees this state.
+    if (end_reason_ == stream_end::input_error) std::rethrow_exception(std::move(input_error_));
     throw_shut_down(where);
 }
 

@@ -2,7 +2,8 @@
 // Throughput of stream_executor::map with 2 workers, buffer 100, results in
 // order, at 0 / 1 / 10 / 100 microseconds of busy work per item, against
 // baselines in the same binary: oneTBB's parallel_pipeline (serial input,
-// parallel f, serial in-order output, 100 tokens, an arena of 2), a plain
+// parallel f, serial in-order output, 100 tokens, an arena of 2 threads, and
+// one of 4 = as many threads as braid runs), a plain
 // mutex + condition-variable pool with an ordered result ring, std::async per
 // item (100 in flight), and a sequential loop.
 //
@@ -14,6 +15,7 @@
 #include <benchmark/benchmark.h>
 
 #if BRAID_BENCH_HAVE_TBB
+#include <oneapi/tbb/global_control.h>
 #include <oneapi/tbb/parallel_pipeline.h>
 #include <oneapi/tbb/task_arena.h>
 #endif
@@ -72,10 +74,12 @@ void BM_stream_executor_map(benchmark::State& state) {
 }
 
 #if BRAID_BENCH_HAVE_TBB
-void BM_tbb_parallel_pipeline(benchmark::State& state) {
+// `threads` is the arena's size; the calling thread takes one of its slots,
+// and the serial input and output stages run on the same threads as f.
+void tbb_pipeline(benchmark::State& state, int threads) {
     const std::int64_t ns = state.range(0);
     const std::int64_t items = items_for(ns);
-    tbb::task_arena arena(static_cast<int>(workers)); // the calling thread takes one of the two slots
+    tbb::task_arena arena(threads);
     for (auto _ : state) {
         std::int64_t sum = 0;
         arena.execute([&] {
@@ -98,6 +102,17 @@ void BM_tbb_parallel_pipeline(benchmark::State& state) {
         benchmark::DoNotOptimize(sum);
     }
     report(state, items, ns);
+}
+
+// Two threads in all, as the figures were taken.
+void BM_tbb_parallel_pipeline(benchmark::State& state) { tbb_pipeline(state, static_cast<int>(workers)); }
+
+// Four threads: as many as braid runs (2 workers, its producer, the reader).
+// (TBB's worker pool defaults to hardware_concurrency - 1 threads, so the
+// arena only gets them with a global_control raising that limit.)
+void BM_tbb_parallel_pipeline_4_threads(benchmark::State& state) {
+    tbb::global_control allow(tbb::global_control::max_allowed_parallelism, 4);
+    tbb_pipeline(state, 4);
 }
 #endif
 
@@ -209,15 +224,43 @@ void BM_sequential_loop(benchmark::State& state) {
     report(state, items, ns);
 }
 
+// Not a benchmark of braid: how much two busy threads get done compared with
+// one, right now. On a shared VM this moves (the host may give the guest's
+// two vCPUs the time of one), and every of_ideal above is capped by it:
+// with a speedup of 1.0, the best any 2-worker design can reach is 0.5.
+void BM_machine_two_thread_speedup(benchmark::State& state) {
+    const auto spin_count = [](std::chrono::milliseconds how_long) {
+        const auto end = std::chrono::steady_clock::now() + how_long;
+        std::int64_t n = 0;
+        while (std::chrono::steady_clock::now() < end) {
+            for (int i = 0; i < 100; ++i) benchmark::DoNotOptimize(i);
+            ++n;
+        }
+        return n;
+    };
+    double speedup = 0;
+    for (auto _ : state) {
+        const std::int64_t alone = spin_count(std::chrono::milliseconds(100));
+        std::int64_t other = 0;
+        std::thread second([&] { other = spin_count(std::chrono::milliseconds(100)); });
+        const std::int64_t first = spin_count(std::chrono::milliseconds(100));
+        second.join();
+        speedup = static_cast<double>(first + other) / static_cast<double>(alone);
+    }
+    state.counters["speedup"] = speedup;
+}
+
 void work_sizes(benchmark::internal::Benchmark* b) {
     b->Arg(0)->Arg(1'000)->Arg(10'000)->Arg(100'000)->ArgName("work_ns")->UseRealTime()->Unit(benchmark::kMillisecond);
 }
 
 } // namespace
 
+BENCHMARK(BM_machine_two_thread_speedup)->Iterations(1)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_stream_executor_map)->Apply(work_sizes);
 #if BRAID_BENCH_HAVE_TBB
 BENCHMARK(BM_tbb_parallel_pipeline)->Apply(work_sizes);
+BENCHMARK(BM_tbb_parallel_pipeline_4_threads)->Apply(work_sizes);
 #endif
 BENCHMARK(BM_mutex_pool_ordered_ring)->Apply(work_sizes);
 BENCHMARK(BM_std_async_per_item)->Apply(work_sizes);

@@ -37,8 +37,8 @@ public:
     }
 
 private:
-    static constexpr unsigned spins = 64;
-    static constexpr unsigned yields = 16;
+    static constexpr unsigned spins = 16;
+    static constexpr unsigned yields = 4;
     unsigned rounds_ = 0;
 };
 

@@ -105,6 +105,7 @@ bool stream_channel<T>::fetch(std::uint64_t seq, std::optional<T>& out) {
     std::uint32_t state = slot.state.load(std::memory_order_acquire);
     if ((state & done) == 0) {
         stream_backoff backoff;
+        // acquire (here and in the sleep below): as above.
         while ((state & done) == 0 && backoff.pause()) state = slot.state.load(std::memory_order_acquire);
         if ((state & done) == 0) {
             consumer_sleep([&] { return ((state = slot.state.load(std::memory_order_acquire)) & done) != 0; },

@@ -210,6 +210,7 @@ bool stream_map_state<T, F, In, Zipped>::add_drainer() noexcept {
     do {
         // life >> 1 counts the producer (if still running) and the drainers.
         if ((life & stream_state::life_stop) != 0 || (life >> 1) > this->max_drainers_) return false;
+        // seq_cst: as the load above.
     } while (!this->life_.compare_exchange_weak(life, life + stream_state::life_unit, std::memory_order_seq_cst));
     return true;
 }
@@ -268,6 +269,7 @@ std::uint64_t stream_map_state<T, F, In, Zipped>::claim(std::uint64_t& first) no
                                       1, max_chunk);
         const std::uint64_t fair_share = std::max<std::uint64_t>(1, available / this->max_drainers_);
         const std::uint64_t count = std::min({available, by_cost, fair_share});
+        // relaxed: as the load above.
         if (this->claimed_.compare_exchange_weak(claimed, claimed + count, std::memory_order_relaxed)) {
             first = claimed;
             return count;
@@ -370,7 +372,7 @@ stream_map_state<T, F, In, Zipped>::~stream_map_state() {
         const std::uint64_t end = i + 1 < rings_.size() ? rings_[i + 1]->start : published;
         for (std::uint64_t seq = std::max(r.start, consumed); seq < std::min(end, published); ++seq) {
             stream_slot<T>& slot = r.slot(seq);
-            const std::uint32_t state = slot.state.load(std::memory_order_relaxed);
+            const std::uint32_t state = slot.state.load(std::memory_order_relaxed); // relaxed: as said
             if (seq >= claimed || (state & slot_input) != 0) std::destroy_at(&r.input(seq));
             if ((state & slot_value) != 0) std::destroy_at(&slot.value);
             if ((state & slot_error) != 0) std::destroy_at(&slot.error);

@@ -207,9 +207,11 @@ inline bool stream_state::wait_for_room(std::uint64_t seq, std::uint64_t& consum
     stream_backoff backoff;
     while (backoff.pause()) {
         if (!needed()) return false;
+        // acquire: as above.
         if (has_room(cons_.load(std::memory_order_acquire))) return true;
     }
-    wake_at_.store(seq - buffer_ + 1, std::memory_order_relaxed); // published by the RMW below
+    // relaxed: published to the consumer by the fetch_or below.
+    wake_at_.store(seq - buffer_ + 1, std::memory_order_relaxed);
     std::unique_lock lock(mutex_);
     for (;;) {
         // acq_rel: releases wake_at_ to the consumer, acquires its slots.
@@ -222,6 +224,7 @@ inline bool stream_state::wait_for_room(std::uint64_t seq, std::uint64_t& consum
     cons_.fetch_and(~cons_producer_waiting, std::memory_order_relaxed);
     lock.unlock();
     if (!needed()) return false;
+    // acquire: as above.
     return has_room(cons_.load(std::memory_order_acquire));
 }
 
@@ -281,6 +284,7 @@ inline std::uint64_t stream_state::wait_published(std::uint64_t seq) {
     stream_backoff backoff;
     while (!ready(pub) && backoff.pause()) pub = pub_.load(std::memory_order_acquire);
     if (ready(pub)) return pub;
+    // acquire: as above.
     consumer_sleep([&] { return ready(pub = pub_.load(std::memory_order_acquire)); },
                    [&] {
                        // acq_rel: the producer's RMW after this one sees the flag.

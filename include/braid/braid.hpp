@@ -6,6 +6,8 @@
 #include <braid/errors.hpp>
 #include <braid/event_loop.hpp>
 #include <braid/policy.hpp>
+#include <braid/stream_executor.hpp>
 #include <braid/task.hpp>
+#include <braid/thread_pool.hpp>
 #include <braid/version.hpp>
 #include <braid/yield.hpp>

@@ -6,7 +6,10 @@
 //
 //   std::logic_error
 //   └── braid::usage_error            a call made in a state that forbids it
-//       └── braid::task_not_finished  task::result() before the task is done
+//       ├── braid::task_not_finished  task::result() before the task is done
+//       └── braid::executor_shut_down work given to, or a result awaited from,
+//                                     a thread_pool or stream_executor after
+//                                     its shutdown
 //
 // Bad arguments (a negative size, a zero buffer) are std::invalid_argument.
 
@@ -25,6 +28,15 @@ public:
 // task::result() (or run_until_complete) on a task that has not finished, or
 // that never will because its event_loop was destroyed first.
 class task_not_finished : public usage_error {
+public:
+    using usage_error::usage_error;
+};
+
+// Work was given to a thread_pool or stream_executor after shutdown() began
+// (or its destructor ran), or a stream_results was read past the point where
+// its executor stopped producing because it was shut down. Keep the executor
+// alive until its results have been read, or stop reading at shutdown.
+class executor_shut_down : public usage_error {
 public:
     using usage_error::usage_error;
 };

@@ -1,0 +1,383 @@
+// SPDX-License-Identifier: MIT
+#pragma once
+
+// braid::detail::stream_map_state<T, F, In>: one map's whole state: the
+// channel of results, the ring of inputs beside it, f, and the two loops that
+// move items through them:
+//
+//   produce()  on the map's own producer thread (never a pool worker): waits
+//              for room, takes one input, stores it, publishes it, and makes
+//              sure enough drainers are queued on the pool;
+//   drain()    on pool workers: claims a chunk of published inputs (sized so a
+//              chunk takes about 20 microseconds of f), calls f on each, stores
+//              results, and stays a moment for more before leaving its worker.
+//
+// Items are never queued one by one: the pool sees one task per drainer, and
+// a drainer takes as many items per claim as their cost allows.
+
+#include <braid/detail/stream_channel.hpp>
+#include <braid/thread_pool.hpp>
+
+#include <algorithm>
+#include <bit>
+#include <chrono>
+#include <functional>
+#include <iterator>
+#include <memory>
+#include <ranges>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+namespace braid::detail {
+
+template <class In>
+union stream_input {
+    stream_input() noexcept {}
+    ~stream_input() {}
+    In value;
+};
+
+template <class T, class In>
+struct stream_io_ring : stream_ring<T> {
+    stream_io_ring(std::uint64_t first_seq, std::uint64_t capacity)
+        : stream_ring<T>(first_seq, capacity), inputs(new stream_input<In>[capacity]) {}
+    In& input(std::uint64_t seq) noexcept { return inputs[seq & this->mask].value; }
+    std::unique_ptr<stream_input<In>[]> inputs;
+};
+
+// T: f's result; F: f; In: one input value, or a tuple of them for a zip.
+template <class T, class F, class In, bool Zipped>
+class stream_map_state final : public stream_channel<T> {
+    using ring = stream_io_ring<T, In>;
+    using base = stream_channel<T>;
+
+public:
+    template <class G>
+    stream_map_state(thread_pool& pool, G&& f, std::uint64_t buffer, bool input_is_referenced)
+        : base(buffer, pool.thread_count(), input_is_referenced), pool_(pool), f_(std::forward<G>(f)) {
+        rings_.reserve(64);
+        rings_.push_back(std::make_unique<ring>(0, std::min<std::uint64_t>(largest_ring(), 64)));
+        first_ring_ = producer_ring_ = rings_.back().get();
+        this->consumer_ring_ = first_ring_;
+    }
+
+    ~stream_map_state() override;
+
+    // The producer thread's whole job; `self` is this state, for drainers.
+    template <class... Ranges>
+    void produce(const std::shared_ptr<stream_map_state>& self, std::tuple<Ranges...>& inputs) noexcept;
+
+private:
+    static constexpr std::uint64_t chunk_target_ns = 20'000;
+    static constexpr std::uint64_t max_chunk = 64;
+
+    std::uint64_t largest_ring() const noexcept {
+        constexpr std::uint64_t huge = std::uint64_t{1} << 40;
+        return this->buffer_ >= huge ? huge : std::bit_ceil(this->buffer_);
+    }
+
+    template <class... Ranges, std::size_t... I>
+    void produce_all(const std::shared_ptr<stream_map_state>& self, std::tuple<Ranges...>& inputs,
+                     stream_end& reason, std::index_sequence<I...>);
+    ring* ring_for(std::uint64_t seq, std::uint64_t consumed);
+    void wake_drainers(const std::shared_ptr<stream_map_state>& self);
+
+    bool add_drainer() noexcept;
+    void recruit() noexcept;
+    void drain() noexcept;
+    std::uint64_t claim(std::uint64_t& first) noexcept;
+    void run_chunk(std::uint64_t first, std::uint64_t count, ring*& cache) noexcept;
+    bool has_unclaimed() const noexcept;
+    bool linger() const noexcept;
+    void lower_limit(std::uint64_t limit) noexcept;
+
+    thread_pool& pool_;
+    const F f_;
+    std::vector<std::unique_ptr<ring>> rings_; // the producer's, then the destructor's
+    ring* first_ring_ = nullptr;
+    ring* producer_ring_ = nullptr;            // producer only
+    // Recent cost of one f call, for chunk sizes; starts as "slow" so the
+    // first items are spread over all workers.
+    alignas(stream_cache_line) std::atomic<std::uint64_t> item_ns_{chunk_target_ns};
+};
+
+// --- Producer ------------------------------------------------------------------
+
+template <class T, class F, class In, bool Zipped>
+template <class... Ranges>
+void stream_map_state<T, F, In, Zipped>::produce(const std::shared_ptr<stream_map_state>& self,
+                                                 std::tuple<Ranges...>& inputs) noexcept {
+    stream_state::current_producer() = this;
+    stream_end reason = stream_end::stopped;
+    std::exception_ptr error;
+    try {
+        produce_all(self, inputs, reason, std::index_sequence_for<Ranges...>{});
+    } catch (const stream_interrupted&) {
+        reason = stream_end::stopped;
+    } catch (...) {
+        reason = stream_end::input_error;
+        error = std::current_exception();
+    }
+    stream_state::current_producer() = nullptr;
+    this->end_production(reason, std::move(error));
+    this->release_input();
+    this->leave();
+}
+
+template <class T, class F, class In, bool Zipped>
+template <class... Ranges, std::size_t... I>
+void stream_map_state<T, F, In, Zipped>::produce_all(const std::shared_ptr<stream_map_state>& self,
+                                                     std::tuple<Ranges...>& inputs, stream_end& reason,
+                                                     std::index_sequence<I...>) {
+    if (this->stopped()) return;
+    // Braced lists evaluate left to right: ranges are started in order.
+    std::tuple<std::ranges::iterator_t<Ranges>...> its{std::ranges::begin(std::get<I>(inputs))...};
+    std::tuple<std::ranges::sentinel_t<Ranges>...> ends{std::ranges::end(std::get<I>(inputs))...};
+    for (std::uint64_t seq = 0;; ++seq) {
+        std::uint64_t consumed = 0;
+        if (seq == 0) {
+            if ((... || (std::get<I>(its) == std::get<I>(ends)))) {
+                reason = stream_end::exhausted;
+                return;
+            }
+        } else {
+            // Room first, then advance: an input whose ++ does the work (a
+            // generator) is not asked for an item the bound does not allow.
+            if (!this->wait_for_room(seq, consumed)) return;
+            // Like a zip: stop at the first range that ends.
+            if ((... || (++std::get<I>(its) == std::get<I>(ends)))) {
+                reason = stream_end::exhausted;
+                return;
+            }
+        }
+        ring* r = ring_for(seq, consumed);
+        if constexpr (Zipped) {
+            ::new (static_cast<void*>(&r->input(seq))) In(*std::get<I>(its)...);
+        } else {
+            ::new (static_cast<void*>(&r->input(seq))) In(*std::get<0>(its));
+        }
+        this->publish();
+        wake_drainers(self);
+    }
+}
+
+template <class T, class F, class In, bool Zipped>
+auto stream_map_state<T, F, In, Zipped>::ring_for(std::uint64_t seq, std::uint64_t consumed) -> ring* {
+    ring* r = producer_ring_;
+    // The slot is free if this ring never held an earlier item there, or if
+    // the consumer has taken that item (seq - capacity < consumed). `consumed`
+    // may be old: look again before growing.
+    if (seq - r->start < r->capacity() || seq - consumed < r->capacity()) return r;
+    // acquire: as in wait_for_room().
+    consumed = this->cons_.load(std::memory_order_acquire) >> 1;
+    if (seq - consumed < r->capacity()) return r;
+    // Here capacity < buffer (else the bound would have left room): grow.
+    auto fresh = std::make_unique<ring>(seq, std::min(2 * r->capacity(), largest_ring()));
+    ring* added = fresh.get();
+    rings_.push_back(std::move(fresh));
+    // release: readers find the ring through `next` after acquiring pub_.
+    r->next.store(added, std::memory_order_release);
+    producer_ring_ = added;
+    return added;
+}
+
+template <class T, class F, class In, bool Zipped>
+void stream_map_state<T, F, In, Zipped>::wake_drainers(const std::shared_ptr<stream_map_state>& self) {
+    // seq_cst: with publish(), a Dekker pair against a leaving drainer's
+    // fetch_sub + has_unclaimed(): either it sees our item or we see it gone.
+    const std::uint64_t life = this->life_.load(std::memory_order_seq_cst);
+    const std::uint64_t drainers = (life >> 1) - 1; // the producer is counted too
+    if (drainers >= this->max_drainers_) return;
+    // Another drainer only when every current one is inside f; an idle one
+    // is about to claim what we just published, and a drainer that claims
+    // while more work waits recruits the next one itself.
+    // relaxed: a heuristic; recruit() and drain()'s last look make up for it.
+    if (drainers > 0 && this->in_f_.load(std::memory_order_relaxed) < drainers) return;
+    if (!add_drainer()) return;
+    try {
+        pool_.post([self]() noexcept { self->drain(); });
+    } catch (...) {
+        this->leave();
+        throw;
+    }
+}
+
+template <class T, class F, class In, bool Zipped>
+bool stream_map_state<T, F, In, Zipped>::add_drainer() noexcept {
+    // seq_cst: see wake_drainers().
+    std::uint64_t life = this->life_.load(std::memory_order_seq_cst);
+    do {
+        // life >> 1 counts the producer (if still running) and the drainers.
+        if ((life & stream_state::life_stop) != 0 || (life >> 1) > this->max_drainers_) return false;
+        // seq_cst: as the load above.
+    } while (!this->life_.compare_exchange_weak(life, life + stream_state::life_unit, std::memory_order_seq_cst));
+    return true;
+}
+
+template <class T, class F, class In, bool Zipped>
+void stream_map_state<T, F, In, Zipped>::recruit() noexcept {
+    if (!add_drainer()) return;
+    try {
+        // The caller is a drainer, so a shared_ptr owner keeps us alive; the
+        // new drainer needs its own.
+        auto self = std::static_pointer_cast<stream_map_state>(this->shared_from_this());
+        pool_.post([self = std::move(self)]() noexcept { self->drain(); });
+    } catch (...) {
+        this->leave(); // the pool is shutting down: the drainers we have finish the work
+    }
+}
+
+// --- Drainers --------------------------------------------------------------------
+
+template <class T, class F, class In, bool Zipped>
+void stream_map_state<T, F, In, Zipped>::drain() noexcept {
+    ring* cache = first_ring_;
+    for (;;) {
+        std::uint64_t first = 0;
+        if (const std::uint64_t count = claim(first); count > 0) {
+            if (has_unclaimed()) recruit();
+            run_chunk(first, count, cache);
+            continue;
+        }
+        if (linger()) continue;
+        // Leave, then look once more: the producer may have published after
+        // our last look while it still counted us, and so queued no drainer.
+        // seq_cst: see wake_drainers().
+        std::uint64_t life = this->life_.fetch_sub(stream_state::life_unit, std::memory_order_seq_cst);
+        if ((life >> 1) == 1 && (life & stream_state::life_stop) != 0) {
+            this->abandon();
+            return;
+        }
+        if (!has_unclaimed() || !add_drainer()) return;
+    }
+}
+
+template <class T, class F, class In, bool Zipped>
+std::uint64_t stream_map_state<T, F, In, Zipped>::claim(std::uint64_t& first) noexcept {
+    // relaxed: claimed_ only divides work; inputs are acquired through pub_.
+    std::uint64_t claimed = this->claimed_.load(std::memory_order_relaxed);
+    for (;;) {
+        // acquire: pairs with publish(); seq_cst on limit_: see request_stop().
+        const std::uint64_t available_end = std::min(stream_state::published(this->pub_.load(std::memory_order_acquire)),
+                                                     this->limit_.load(std::memory_order_seq_cst));
+        if (claimed >= available_end) return 0;
+        const std::uint64_t available = available_end - claimed;
+        // relaxed: a cost estimate.
+        const std::uint64_t by_cost =
+            std::clamp<std::uint64_t>(chunk_target_ns / std::max<std::uint64_t>(item_ns_.load(std::memory_order_relaxed), 1),
+                                      1, max_chunk);
+        const std::uint64_t fair_share = std::max<std::uint64_t>(1, available / this->max_drainers_);
+        const std::uint64_t count = std::min({available, by_cost, fair_share});
+        // relaxed: as the load above.
+        if (this->claimed_.compare_exchange_weak(claimed, claimed + count, std::memory_order_relaxed)) {
+            first = claimed;
+            return count;
+        }
+    }
+}
+
+template <class T, class F, class In, bool Zipped>
+void stream_map_state<T, F, In, Zipped>::run_chunk(std::uint64_t first, std::uint64_t count,
+                                                   ring*& cache) noexcept {
+    // seq_cst: see request_stop(); drop() waits until no chunk is running.
+    this->in_f_.fetch_add(1, std::memory_order_seq_cst);
+    const auto started = std::chrono::steady_clock::now();
+    std::uint64_t ran = 0;
+    for (std::uint64_t seq = first; seq < first + count; ++seq) {
+        // seq_cst: see request_stop(). Inputs past the limit stay unstarted
+        // in their slots; the destructor frees them.
+        if (seq >= this->limit_.load(std::memory_order_seq_cst)) {
+            // Mark the skipped inputs for the destructor. relaxed: it runs
+            // after every thread has left.
+            for (; seq < first + count; ++seq) {
+                cache = static_cast<ring*>(stream_ring<T>::find(cache, seq));
+                cache->slot(seq).state.fetch_or(slot_input, std::memory_order_relaxed);
+            }
+            break;
+        }
+        cache = static_cast<ring*>(stream_ring<T>::find(cache, seq));
+        In& input = cache->input(seq);
+        stream_slot<T>& slot = cache->slot(seq);
+        std::uint32_t outcome = slot_value;
+        try {
+            if constexpr (Zipped) {
+                ::new (static_cast<void*>(&slot.value)) T(std::apply(
+                    [this](auto&... args) -> T { return std::invoke(f_, std::move(args)...); }, input));
+            } else {
+                ::new (static_cast<void*>(&slot.value)) T(std::invoke(f_, std::move(input)));
+            }
+        } catch (...) {
+            ::new (static_cast<void*>(&slot.error)) std::exception_ptr(std::current_exception());
+            outcome = slot_error;
+            lower_limit(seq + 1); // nothing after an error is ever read
+        }
+        std::destroy_at(&input);
+        ++ran;
+        // acq_rel: releases the result to the consumer; sees its waiting flag.
+        if ((slot.state.exchange(outcome, std::memory_order_acq_rel) & slot_waiting) != 0) {
+            this->notify_consumer();
+        }
+    }
+    if (ran > 0) {
+        const auto ns = static_cast<std::uint64_t>(
+            std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - started).count());
+        // relaxed: a cost estimate; a lost update only delays adapting.
+        const std::uint64_t old = item_ns_.load(std::memory_order_relaxed);
+        item_ns_.store((old + ns / ran) / 2, std::memory_order_relaxed);
+    }
+    this->f_calls_done();
+}
+
+template <class T, class F, class In, bool Zipped>
+bool stream_map_state<T, F, In, Zipped>::has_unclaimed() const noexcept {
+    // seq_cst: see wake_drainers().
+    const std::uint64_t end = std::min(stream_state::published(this->pub_.load(std::memory_order_seq_cst)),
+                                       this->limit_.load(std::memory_order_seq_cst));
+    // relaxed: see claim().
+    return this->claimed_.load(std::memory_order_relaxed) < end;
+}
+
+template <class T, class F, class In, bool Zipped>
+bool stream_map_state<T, F, In, Zipped>::linger() const noexcept {
+    // A drainer that leaves costs a pool post and a thread wake-up when the
+    // next item comes; if items come fast, waiting a moment is cheaper. It
+    // leaves at once when other work waits for its worker.
+    stream_backoff backoff;
+    while (backoff.pause()) {
+        if (has_unclaimed()) return true;
+        if (pool_.queued_count() > 0 || this->stopped()) return false;
+    }
+    return false;
+}
+
+template <class T, class F, class In, bool Zipped>
+void stream_map_state<T, F, In, Zipped>::lower_limit(std::uint64_t limit) noexcept {
+    // seq_cst: see request_stop().
+    std::uint64_t current = this->limit_.load(std::memory_order_seq_cst);
+    while (limit < current && !this->limit_.compare_exchange_weak(current, limit, std::memory_order_seq_cst)) {
+    }
+}
+
+template <class T, class F, class In, bool Zipped>
+stream_map_state<T, F, In, Zipped>::~stream_map_state() {
+    // Every thread has left (the last shared_ptr owner is here), so plain
+    // reads see everything. Free what is still in [consumed, published).
+    // relaxed: as said.
+    const std::uint64_t consumed = this->cons_.load(std::memory_order_relaxed) >> 1;
+    const std::uint64_t published = stream_state::published(this->pub_.load(std::memory_order_relaxed));
+    const std::uint64_t claimed = this->claimed_.load(std::memory_order_relaxed);
+    for (std::size_t i = 0; i < rings_.size(); ++i) {
+        ring& r = *rings_[i];
+        const std::uint64_t end = i + 1 < rings_.size() ? rings_[i + 1]->start : published;
+        for (std::uint64_t seq = std::max(r.start, consumed); seq < std::min(end, published); ++seq) {
+            stream_slot<T>& slot = r.slot(seq);
+            const std::uint32_t state = slot.state.load(std::memory_order_relaxed); // relaxed: as said
+            if (seq >= claimed || (state & slot_input) != 0) std::destroy_at(&r.input(seq));
+            if ((state & slot_value) != 0) std::destroy_at(&slot.value);
+            if ((state & slot_error) != 0) std::destroy_at(&slot.error);
+        }
+    }
+}
+
+} // namespace braid::detail

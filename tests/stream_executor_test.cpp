@@ -68,11 +68,11 @@ TEST_CASE("results work with range-for and with take on an lvalue and on an rval
 }
 
 TEST_CASE("take(n) never waits for result n+1", "[stream_executor]") {
-    stream_executor ex{2};
     gate never;
     // Items from 3 on never come while this test reads: reading a fourth
     // result would hang (and the watchdog would say so).
     take_log log(10);
+    stream_executor ex{2};
     watchdog dog("take(n) never waits for result n+1");
     std::vector<std::uint64_t> got;
     {
@@ -102,7 +102,6 @@ TEST_CASE("a moved results object goes on where the old one stopped", "[stream_e
 // --- 1. Non-blocking ---------------------------------------------------------------
 
 TEST_CASE("map returns without reading the input, which a producer thread reads", "[stream_executor]") {
-    stream_executor ex{2};
     take_log log(10);
     gate door;
     std::mutex mutex;
@@ -112,6 +111,7 @@ TEST_CASE("map returns without reading the input, which a producer thread reads"
         f_threads.insert(std::this_thread::get_id());
         return x;
     };
+    stream_executor ex{2};
     // Taking the very first item blocks until the door opens: if map read
     // any input itself, it would not return (and the watchdog would fire).
     watchdog dog("map returns without reading the input");
@@ -142,8 +142,8 @@ TEST_CASE("inputs taken minus results consumed never exceeds buffer_size, and re
     for (std::size_t threads : {1u, 2u, 4u}) {
         for (std::uint64_t buffer : {1u, 2u, 3u, 8u, 64u}) {
             INFO("threads " << threads << ", buffer " << buffer);
+            take_log log(buffer); // outlives the executor, whose producer may still touch it
             stream_executor ex{threads};
-            take_log log(buffer);
             auto results = ex.map(identity, taking_input(log, {}), buffer);
             auto it = results.begin();
             bool reached = true;
@@ -186,8 +186,8 @@ TEST_CASE("the bound holds when the input does its work in operator*", "[stream_
 }
 
 TEST_CASE("unbounded reads the whole input ahead of the consumer", "[stream_executor]") {
-    stream_executor ex{2};
     take_log log(braid_test::no_index / 2);
+    stream_executor ex{2};
     auto results = ex.map(identity, taking_input(log, {.size = 5000}), braid::unbounded);
     CHECK(wait_until([&] { return log.taken.load() == 5000; }));
     std::uint64_t sum = 0;
@@ -270,9 +270,9 @@ TEST_CASE("dropping the results stops the producer and drops work not yet starte
 }
 
 TEST_CASE("dropping the results never blocks on an owned input", "[stream_executor]") {
-    stream_executor ex{2};
     take_log log(4);
     gate door;
+    stream_executor ex{2};
     watchdog dog("dropping the results never blocks on an owned input");
     {
         auto results = ex.map(identity, taking_input(log, {.hold = &door, .hold_from = 3}), 4);
@@ -379,10 +379,10 @@ TEST_CASE("an exception from f is rethrown at its position and ends the range", 
 }
 
 TEST_CASE("an exception from the input is rethrown at its position", "[stream_executor]") {
-    stream_executor ex{2};
     for (int where = 0; where < 3; ++where) {
         INFO("where " << where);
         take_log log(3);
+        stream_executor ex{2}; // after log: its producer may touch log until shutdown
         input_options options{.size = 100};
         if (where == 0) options.throw_on_take = 0; // begin()
         if (where == 1) options.throw_on_take = 5; // ++
@@ -435,7 +435,6 @@ TEST_CASE("a pipeline deeper than the pool, with buffer 1, on one executor compl
 }
 
 TEST_CASE("each stage of a buffer-1 pipeline reads exactly one item ahead", "[stream_executor]") {
-    stream_executor ex{2};
     take_log source(1), middle(1), last(1);
     std::atomic<int> calls[3]{};
     auto stage = [&](int i) {
@@ -444,6 +443,7 @@ TEST_CASE("each stage of a buffer-1 pipeline reads exactly one item ahead", "[st
             return x;
         };
     };
+    stream_executor ex{2}; // after what its maps touch: producers may outlive their results
     auto s1 = ex.map(stage(0), taking_input(source, {}), 1);
     auto s2 = ex.map(stage(1), tapped(std::move(s1), middle, &source), 1);
     auto s3 = ex.map(stage(2), tapped(std::move(s2), last, &middle), 1);

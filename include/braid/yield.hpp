@@ -23,7 +23,7 @@ public:
     // Not noexcept: growing the ready queue can throw std::bad_alloc, which
     // then surfaces at the co_await.
     template <detail::braid_promise P>
-    void await_suspend(std::coroutine_handle<P> self) const {
+    BRAID_DETAIL_HOT_INLINE void await_suspend(std::coroutine_handle<P> self) const {
         self.promise().owner()->yield(self);
     }
     void await_resume() const noexcept {}

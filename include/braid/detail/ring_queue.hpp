@@ -7,8 +7,9 @@
 // step. Single-threaded: the owner serialises every call.
 //
 // head_ points at the first item and tail_ one past the last, both wrapping
-// at end_. The ring grows as soon as it is full, so head_ == tail_ always
-// means empty, and a push or a pop is a store or load and one pointer step.
+// at end_. One slot always stays free, so head_ == tail_ means empty; a push
+// that would fill it grows the ring first (so a failed allocation leaves the
+// queue as it was). A push or a pop is a store or load and a pointer step.
 
 #include <cstddef>
 #include <new>
@@ -42,45 +43,24 @@ public:
     // cannot forward from the stores (a stall of a dozen cycles per push).
     template <class... Members>
     void emplace_back(Members... members) {
+        T* next = tail_ + 1 == end_ ? begin_ : tail_ + 1;
+        if (next == head_) [[unlikely]] {
+            grow(); // before the item goes in: if it throws, nothing changed
+            next = tail_ + 1;
+        }
         ::new (static_cast<void*>(tail_)) T{members...};
-        if (++tail_ == end_) {
-            tail_ = begin_;
-        }
-        if (tail_ == head_) [[unlikely]] {
-            grow();
-        }
+        tail_ = next;
     }
 
     template <class... Members>
     void emplace_front(Members... members) {
-        if (head_ == begin_) {
-            head_ = end_;
-        }
-        --head_;
-        ::new (static_cast<void*>(head_)) T{members...};
-        if (head_ == tail_) [[unlikely]] {
+        T* prev = head_ == begin_ ? end_ - 1 : head_ - 1;
+        if (prev == tail_) [[unlikely]] {
             grow();
+            prev = end_ - 1;
         }
-    }
-
-    void push_back(const T& item) {
-        *tail_ = item;
-        if (++tail_ == end_) {
-            tail_ = begin_;
-        }
-        if (tail_ == head_) [[unlikely]] {
-            grow();
-        }
-    }
-
-    void push_front(const T& item) {
-        if (head_ == begin_) {
-            head_ = end_;
-        }
-        *--head_ = item;
-        if (head_ == tail_) [[unlikely]] {
-            grow();
-        }
+        ::new (static_cast<void*>(prev)) T{members...};
+        head_ = prev;
     }
 
     // Precondition: !empty().
@@ -104,15 +84,12 @@ public:
 private:
     static constexpr std::size_t initial_capacity = 64;
 
-    // Called when the ring has just become full (head_ == tail_).
+    // Doubles the ring, keeping the items in order from its start.
     void grow() {
         const std::size_t capacity = static_cast<std::size_t>(end_ - begin_);
         T* bigger = new T[capacity * 2];
         T* out = bigger;
-        for (T* p = head_; p != end_; ++p) {
-            *out++ = *p;
-        }
-        for (T* p = begin_; p != head_; ++p) {
+        for (T* p = head_; p != tail_; p = p + 1 == end_ ? begin_ : p + 1) {
             *out++ = *p;
         }
         delete[] begin_;

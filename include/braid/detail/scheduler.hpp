@@ -101,7 +101,6 @@ public:
     // callbacks never run. A task whose braid::task object is still alive is
     // only marked abandoned: its object frees it later.
     ~scheduler() {
-        closing_ = true;
         // Destroying one task can spawn another (from a destructor): it then
         // goes at the end of the list, which is read until its end.
         free_roots_.clear();
@@ -317,7 +316,6 @@ private:
     // The policy's answer when it is a constant, else `dynamic`.
     enum class yield_mode : unsigned char { back, front, dynamic } mode_ = yield_mode::back;
     bool running_ = false;
-    bool closing_ = false;
 };
 
 // --- promise_base members that need the scheduler -----------------------------

@@ -93,13 +93,11 @@ public:
 
     // State, for task and the scheduler.
     [[nodiscard]] task_state state() const noexcept { return state_; }
-    [[nodiscard]] bool has_exception() const noexcept { return exception_ != nullptr; }
     void rethrow_if_failed() const {
         if (exception_) {
             std::rethrow_exception(exception_);
         }
     }
-    [[nodiscard]] std::coroutine_handle<> handle() const noexcept { return self_; }
     [[nodiscard]] scheduler* owner() const noexcept { return sched_; }
 
     // Owners: task objects and the loop.
@@ -112,7 +110,6 @@ public:
     }
     // Returns true when the caller must destroy the frame (no owner left).
     [[nodiscard]] bool release() noexcept { return --refs_ == 0; }
-    [[nodiscard]] std::uint32_t refs() const noexcept { return refs_; }
 
     // Name, for logs.
     [[nodiscard]] std::string_view name() const noexcept {

@@ -29,7 +29,7 @@
 // calls run(); the loop and its tasks must only be used from that thread.
 
 #include <braid/detail/frame_pool.hpp>
-#include <braid/detail/scheduler.hpp>
+#include <braid/detail/loop/scheduler.hpp>
 #include <braid/errors.hpp>
 #include <braid/policy.hpp>
 #include <braid/task.hpp>

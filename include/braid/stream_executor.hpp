@@ -34,8 +34,8 @@
 // stream_results; shutdown() and the destructor not from the executor's own
 // threads (they would wait for themselves).
 
-#include <braid/detail/stream_map.hpp>
-#include <braid/detail/stream_producers.hpp>
+#include <braid/detail/stream/stream_map.hpp>
+#include <braid/detail/stream/stream_producers.hpp>
 #include <braid/errors.hpp>
 #include <braid/thread_pool.hpp>
 
@@ -319,4 +319,4 @@ private:
 
 } // namespace braid
 
-#include <braid/detail/stream_executor_impl.hpp>
+#include <braid/detail/stream/stream_executor_impl.hpp>

@@ -18,7 +18,7 @@
 //
 // Threads: a task, its loop and its callbacks are used from one thread.
 
-#include <braid/detail/scheduler.hpp>
+#include <braid/detail/loop/scheduler.hpp>
 #include <braid/detail/task_core.hpp>
 #include <braid/errors.hpp>
 

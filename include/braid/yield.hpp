@@ -10,7 +10,7 @@
 // Only a braid::task can yield (the awaiter needs the task's loop); using it in
 // another kind of coroutine does not compile.
 
-#include <braid/detail/scheduler.hpp>
+#include <braid/detail/loop/scheduler.hpp>
 #include <braid/detail/task_core.hpp>
 
 #include <coroutine>

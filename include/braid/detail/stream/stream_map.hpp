@@ -15,7 +15,7 @@
 // Items are never queued one by one: the pool sees one task per drainer, and
 // a drainer takes as many items per claim as their cost allows.
 
-#include <braid/detail/stream_channel.hpp>
+#include <braid/detail/stream/stream_channel.hpp>
 #include <braid/thread_pool.hpp>
 
 #include <algorithm>

@@ -25,7 +25,7 @@
 // Single-threaded: every member is used from the thread running the loop.
 
 #include <braid/detail/frame_pool.hpp>
-#include <braid/detail/ring_queue.hpp>
+#include <braid/detail/loop/ring_queue.hpp>
 #include <braid/detail/task_core.hpp>
 #include <braid/errors.hpp>
 #include <braid/policy.hpp>

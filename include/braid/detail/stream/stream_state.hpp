@@ -18,7 +18,7 @@
 // The state is shared (std::shared_ptr) by the results object, the producer
 // job and every queued or running drainer; the last one frees it.
 
-#include <braid/detail/stream_wait.hpp>
+#include <braid/detail/stream/stream_wait.hpp>
 #include <braid/errors.hpp>
 
 #include <atomic>

@@ -15,7 +15,7 @@
 // sleeps on it; writers use one atomic exchange, so a wake-up is never lost
 // and costs nothing when nobody sleeps.
 
-#include <braid/detail/stream_state.hpp>
+#include <braid/detail/stream/stream_state.hpp>
 
 #include <atomic>
 #include <cstdint>

@@ -20,7 +20,9 @@ std::ptrdiff_t heap_in_use() noexcept {
 }
 } // namespace
 
-void start_counting_allocations() noexcept { in_use_at_start = heap_in_use(); }
+void start_counting_allocations() noexcept {
+    in_use_at_start = heap_in_use();
+}
 
 std::ptrdiff_t stop_counting_allocations() noexcept {
     const std::ptrdiff_t now = heap_in_use();

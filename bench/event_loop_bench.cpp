@@ -112,9 +112,7 @@ struct free_list_frames {
         }
         return ::operator new(n);
     }
-    static void deallocate(void* p, std::size_t) noexcept {
-        free = new (p) block{free};
-    }
+    static void deallocate(void* p, std::size_t) noexcept { free = new (p) block{free}; }
 };
 
 template <class Frames>
@@ -124,17 +122,15 @@ struct min_task {
         std::coroutine_handle<> continuation;
 
         static void* operator new(std::size_t n) { return Frames::allocate(n); }
-        static void operator delete(void* p, std::size_t n) noexcept {
-            Frames::deallocate(p, n);
-        }
+        static void operator delete(void* p, std::size_t n) noexcept { Frames::deallocate(p, n); }
         min_task get_return_object() noexcept {
             return min_task{std::coroutine_handle<promise_type>::from_promise(*this)};
         }
         std::suspend_always initial_suspend() noexcept { return {}; }
         struct final_awaiter {
             bool await_ready() const noexcept { return false; }
-            std::coroutine_handle<> await_suspend(
-                std::coroutine_handle<promise_type> h) const noexcept {
+            std::coroutine_handle<>
+            await_suspend(std::coroutine_handle<promise_type> h) const noexcept {
                 if (auto c = h.promise().continuation) {
                     return c;
                 }
@@ -180,7 +176,9 @@ min_task<Frames> min_parent(int children, std::int64_t& out) {
     co_return 0;
 }
 
-[[gnu::noinline]] int plain_child(int i) { return i & 1; }
+[[gnu::noinline]] int plain_child(int i) {
+    return i & 1;
+}
 
 // --- braid ---------------------------------------------------------------------
 
@@ -190,7 +188,9 @@ braid::task<> braid_yielder(int yields) {
     }
 }
 
-braid::task<int> braid_child(int i) { co_return i & 1; }
+braid::task<int> braid_child(int i) {
+    co_return i & 1;
+}
 
 braid::task<std::int64_t> braid_parent(int children) {
     std::int64_t sum = 0;
@@ -203,7 +203,9 @@ braid::task<std::int64_t> braid_parent(int children) {
 // Yields per run: a million, spread over the tasks, but at least 100 per task
 // so that spawning and finishing a task stay small next to its yields.
 constexpr int yields_per_run = 1'000'000;
-int yields_for(int tasks) { return std::max(100, yields_per_run / tasks); }
+int yields_for(int tasks) {
+    return std::max(100, yields_per_run / tasks);
+}
 constexpr int children_per_run = 1000;
 constexpr int callbacks_per_run = 1000;
 
@@ -354,7 +356,9 @@ asio::awaitable<void> asio_yielder(int yields) {
     }
 }
 
-asio::awaitable<int> asio_child(int i) { co_return i & 1; }
+asio::awaitable<int> asio_child(int i) {
+    co_return i & 1;
+}
 
 asio::awaitable<void> asio_parent(int children, std::int64_t& out) {
     std::int64_t sum = 0;

@@ -54,9 +54,10 @@ void report(benchmark::State& state, std::int64_t items, std::int64_t ns) {
     state.SetItemsProcessed(state.iterations() * items);
     if (ns > 0) {
         // Seconds two ideal workers would need, per second of real time.
-        state.counters["of_ideal"] = benchmark::Counter(
-            static_cast<double>(state.iterations() * items) * static_cast<double>(ns) * 1e-9 / workers,
-            benchmark::Counter::kIsRate);
+        state.counters["of_ideal"] =
+            benchmark::Counter(static_cast<double>(state.iterations() * items) *
+                                   static_cast<double>(ns) * 1e-9 / workers,
+                               benchmark::Counter::kIsRate);
     }
 }
 
@@ -67,7 +68,8 @@ void BM_stream_executor_map(benchmark::State& state) {
     const auto f = [ns](std::int64_t x) { return work(x, ns); };
     for (auto _ : state) {
         std::int64_t sum = 0;
-        for (std::int64_t y : ex.map(f, std::views::iota(std::int64_t{0}, items), buffer)) sum += y;
+        for (std::int64_t y : ex.map(f, std::views::iota(std::int64_t{0}, items), buffer))
+            sum += y;
         benchmark::DoNotOptimize(sum);
     }
     report(state, items, ns);
@@ -94,8 +96,8 @@ void tbb_pipeline(benchmark::State& state, int threads) {
                                                          }
                                                          return next++;
                                                      }) &
-                    tbb::make_filter<std::int64_t, std::int64_t>(tbb::filter_mode::parallel,
-                                                                 [ns](std::int64_t x) { return work(x, ns); }) &
+                    tbb::make_filter<std::int64_t, std::int64_t>(
+                        tbb::filter_mode::parallel, [ns](std::int64_t x) { return work(x, ns); }) &
                     tbb::make_filter<std::int64_t, void>(tbb::filter_mode::serial_in_order,
                                                          [&](std::int64_t y) { sum += y; }));
         });
@@ -105,7 +107,9 @@ void tbb_pipeline(benchmark::State& state, int threads) {
 }
 
 // Two threads in all, as the figures were taken.
-void BM_tbb_parallel_pipeline(benchmark::State& state) { tbb_pipeline(state, static_cast<int>(workers)); }
+void BM_tbb_parallel_pipeline(benchmark::State& state) {
+    tbb_pipeline(state, static_cast<int>(workers));
+}
 
 // Four threads: as many as braid runs (2 workers, its producer, the reader).
 // (TBB's worker pool defaults to hardware_concurrency - 1 threads, so the
@@ -126,7 +130,8 @@ public:
                 std::unique_lock lock(mutex_);
                 for (;;) {
                     cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
-                    if (queue_.empty()) return;
+                    if (queue_.empty())
+                        return;
                     auto task = std::move(queue_.front());
                     queue_.pop_front();
                     lock.unlock();
@@ -142,7 +147,8 @@ public:
             stop_ = true;
         }
         cv_.notify_all();
-        for (auto& t : threads_) t.join();
+        for (auto& t : threads_)
+            t.join();
     }
     void post(std::function<void()> task) {
         {
@@ -172,7 +178,8 @@ void BM_mutex_pool_ordered_ring(benchmark::State& state) {
         std::int64_t sum = 0;
         std::int64_t submitted = 0;
         for (std::int64_t consumed = 0; consumed < items; ++consumed) {
-            for (; submitted < items && submitted < consumed + static_cast<std::int64_t>(buffer); ++submitted) {
+            for (; submitted < items && submitted < consumed + static_cast<std::int64_t>(buffer);
+                 ++submitted) {
                 pool.post([&, i = submitted] {
                     const std::int64_t y = work(i, ns);
                     {
@@ -207,7 +214,8 @@ void BM_std_async_per_item(benchmark::State& state) {
             }
             in_flight.push_back(std::async(std::launch::async, work, i, ns));
         }
-        for (auto& f : in_flight) sum += f.get();
+        for (auto& f : in_flight)
+            sum += f.get();
         benchmark::DoNotOptimize(sum);
     }
     report(state, items, ns);
@@ -218,7 +226,8 @@ void BM_sequential_loop(benchmark::State& state) {
     const std::int64_t items = items_for(ns);
     for (auto _ : state) {
         std::int64_t sum = 0;
-        for (std::int64_t i = 0; i < items; ++i) sum += work(i, ns);
+        for (std::int64_t i = 0; i < items; ++i)
+            sum += work(i, ns);
         benchmark::DoNotOptimize(sum);
     }
     report(state, items, ns);
@@ -233,7 +242,8 @@ void BM_machine_two_thread_speedup(benchmark::State& state) {
         const auto end = std::chrono::steady_clock::now() + how_long;
         std::int64_t n = 0;
         while (std::chrono::steady_clock::now() < end) {
-            for (int i = 0; i < 100; ++i) benchmark::DoNotOptimize(i);
+            for (int i = 0; i < 100; ++i)
+                benchmark::DoNotOptimize(i);
             ++n;
         }
         return n;
@@ -251,12 +261,16 @@ void BM_machine_two_thread_speedup(benchmark::State& state) {
 }
 
 void work_sizes(benchmark::internal::Benchmark* b) {
-    b->Arg(0)->Arg(1'000)->Arg(10'000)->Arg(100'000)->ArgName("work_ns")->UseRealTime()->Unit(benchmark::kMillisecond);
+    b->Arg(0)->Arg(1'000)->Arg(10'000)->Arg(100'000)->ArgName("work_ns")->UseRealTime()->Unit(
+        benchmark::kMillisecond);
 }
 
 } // namespace
 
-BENCHMARK(BM_machine_two_thread_speedup)->Iterations(1)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_machine_two_thread_speedup)
+    ->Iterations(1)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_stream_executor_map)->Apply(work_sizes);
 #if BRAID_BENCH_HAVE_TBB
 BENCHMARK(BM_tbb_parallel_pipeline)->Apply(work_sizes);

@@ -28,8 +28,8 @@ struct remaining {
 using step_result = std::variant<std::uint64_t, remaining>;
 
 std::string describe(const remaining& r) {
-    return "factorial(n=" + std::to_string(r.n) + ", product=" + std::to_string(r.product) +
-           ", " + std::to_string(r.original) + ")";
+    return "factorial(n=" + std::to_string(r.n) + ", product=" + std::to_string(r.product) + ", " +
+           std::to_string(r.original) + ")";
 }
 
 braid::task<step_result> factorial_part(remaining r) {

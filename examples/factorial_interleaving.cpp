@@ -53,9 +53,8 @@ void run(braid::event_loop& loop, const char* mode) {
                            std::cout << "Completed " << t.name() << " after " << loop.rounds()
                                      << " rounds\n";
                        })
-                       .add_done_callback([](auto& t) {
-                           std::cout << t.name() << " == " << t.result() << '\n';
-                       }));
+                       .add_done_callback(
+                           [](auto& t) { std::cout << t.name() << " == " << t.result() << '\n'; }));
     }
     loop.run();
 }

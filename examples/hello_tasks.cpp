@@ -20,7 +20,7 @@ braid::task<int> both() {
 }
 
 int main() {
-    braid::event_loop loop;                // round-robin ("interleaved")
-    loop.spawn(count_to(2, "background")); // fire-and-forget
+    braid::event_loop loop;                               // round-robin ("interleaved")
+    loop.spawn(count_to(2, "background"));                // fire-and-forget
     std::cout << loop.run_until_complete(both()) << '\n'; // 5
 }

@@ -37,7 +37,8 @@ struct word_count {
 int count_word(const std::string& text, const std::string& word) {
     std::istringstream in(text);
     int n = 0;
-    for (std::string w; in >> w;) n += (w == word);
+    for (std::string w; in >> w;)
+        n += (w == word);
     return n;
 }
 
@@ -45,7 +46,8 @@ template <class Condition>
 bool wait_for(Condition condition) {
     const auto deadline = std::chrono::steady_clock::now() + 30s;
     while (!condition()) {
-        if (std::chrono::steady_clock::now() > deadline) return false;
+        if (std::chrono::steady_clock::now() > deadline)
+            return false;
         std::this_thread::sleep_for(1ms);
     }
     return true;
@@ -55,14 +57,16 @@ bool wait_for(Condition condition) {
 
 int main() {
     // The "web pages": files with the word braid i % 4 times.
-    const fs::path dir = fs::temp_directory_path() / ("braid-pipeline-" + std::to_string(::getpid()));
+    const fs::path dir =
+        fs::temp_directory_path() / ("braid-pipeline-" + std::to_string(::getpid()));
     fs::create_directories(dir);
     std::vector<fs::path> pages;
     int expected_total = 0;
     for (int i = 0; i < 20; ++i) {
         pages.push_back(dir / ("page-" + std::to_string(i) + ".txt"));
         std::ofstream out(pages.back());
-        for (int k = 0; k < i % 4; ++k) out << "some text about braid and threads\n";
+        for (int k = 0; k < i % 4; ++k)
+            out << "some text about braid and threads\n";
         out << "the end\n";
         expected_total += i % 4;
     }
@@ -91,20 +95,24 @@ int main() {
 
         auto it = reports.begin();
         int total = 0;
-        for (int i = 0; i < 2; ++i, ++it) total += (*it).count; // the consumer takes two
+        for (int i = 0; i < 2; ++i, ++it)
+            total += (*it).count; // the consumer takes two
 
         // ... and does other work: meanwhile the stages fill their buffers.
-        const bool filled = wait_for([&] { return report_calls == 3 && count_calls == 4 && read_calls == 5; });
+        const bool filled =
+            wait_for([&] { return report_calls == 3 && count_calls == 4 && read_calls == 5; });
         std::this_thread::sleep_for(50ms); // time to overshoot, if the bound were broken
-        std::printf("after the consumer took 2 results: read %d, count %d, report %d\n", read_calls.load(),
-                    count_calls.load(), report_calls.load());
+        std::printf("after the consumer took 2 results: read %d, count %d, report %d\n",
+                    read_calls.load(), count_calls.load(), report_calls.load());
         ok = filled && read_calls == 5 && count_calls == 4 && report_calls == 3;
 
-        for (; it != reports.end(); ++it) total += (*it).count; // then greedily takes the rest
+        for (; it != reports.end(); ++it)
+            total += (*it).count; // then greedily takes the rest
         std::printf("occurrences of \"braid\" in %zu pages: %d\n", pages.size(), total);
         ok = ok && total == expected_total && report_calls == 20;
     }
     fs::remove_all(dir);
-    if (!ok) std::printf("UNEXPECTED: a stage ran past its bound, or the total is wrong\n");
+    if (!ok)
+        std::printf("UNEXPECTED: a stage ran past its bound, or the total is wrong\n");
     return ok ? 0 : 1;
 }

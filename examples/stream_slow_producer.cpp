@@ -41,9 +41,11 @@ double seconds_since(steady_clock::time_point start) {
 }
 
 bool first_ten_right(const std::vector<int>& got) {
-    if (got.size() != 10) return false;
+    if (got.size() != 10)
+        return false;
     for (int i = 0; i < 10; ++i) {
-        if (got[static_cast<std::size_t>(i)] != i * i) return false;
+        if (got[static_cast<std::size_t>(i)] != i * i)
+            return false;
     }
     return true;
 }
@@ -76,32 +78,40 @@ int main() {
             got.push_back(s);
             two_worker_time = seconds_since(start);
         }
-        if (!first_ten_right(got)) two_worker_time = -1;
+        if (!first_ten_right(got))
+            two_worker_time = -1;
     }
 
     start = steady_clock::now();
     std::vector<int> sequential;
-    for (int x : slow_inputs() | std::views::take(10)) sequential.push_back(square(x));
+    for (int x : slow_inputs() | std::views::take(10))
+        sequential.push_back(square(x));
     const double sequential_time = seconds_since(start);
 
     start = steady_clock::now();
     std::vector<std::future<int>> futures; // what an eager map does: take all input first
-    for (int x : slow_inputs()) futures.push_back(ex.submit(square, x));
+    for (int x : slow_inputs())
+        futures.push_back(ex.submit(square, x));
     std::vector<int> eager;
-    for (std::size_t i = 0; i < 10; ++i) eager.push_back(futures[i].get());
+    for (std::size_t i = 0; i < 10; ++i)
+        eager.push_back(futures[i].get());
     const double eager_time = seconds_since(start);
 
     std::printf("time to the first 10 results (the seed says 0.3 s / 1.2 s / 2.1 s):\n");
-    std::printf("  stream_executor::map    %.2f s  (with only 2 workers: %.2f s)\n", stream_time, two_worker_time);
+    std::printf("  stream_executor::map    %.2f s  (with only 2 workers: %.2f s)\n", stream_time,
+                two_worker_time);
     std::printf("  sequential loop         %.2f s\n", sequential_time);
     std::printf("  eager submit-then-get   %.2f s\n", eager_time);
 
-    const bool values_ok = first_ten_right(streamed) && first_ten_right(sequential) && first_ten_right(eager);
+    const bool values_ok =
+        first_ten_right(streamed) && first_ten_right(sequential) && first_ten_right(eager);
     // The sleeps make 1.2 s and 2.0 s hard lower bounds of the last two; the
     // stream only has to stay well below the sequential loop.
     const bool shape_ok = stream_time * 2 < sequential_time && sequential_time < eager_time &&
                           two_worker_time > 0 && two_worker_time < sequential_time;
-    if (!values_ok) std::printf("UNEXPECTED: wrong results\n");
-    if (!shape_ok) std::printf("UNEXPECTED: the stream was not clearly the fastest to its first results\n");
+    if (!values_ok)
+        std::printf("UNEXPECTED: wrong results\n");
+    if (!shape_ok)
+        std::printf("UNEXPECTED: the stream was not clearly the fastest to its first results\n");
     return values_ok && shape_ok ? 0 : 1;
 }

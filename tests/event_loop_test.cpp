@@ -57,8 +57,7 @@ TEST_CASE("a fire-and-forget task runs to the end and is then freed", "[loop][li
     CHECK(counted::alive == 0); // freed when it finished
 }
 
-TEST_CASE("a spawned task the caller keeps can be observed after it finishes",
-          "[loop][lifetime]") {
+TEST_CASE("a spawned task the caller keeps can be observed after it finishes", "[loop][lifetime]") {
     counted::reset();
     {
         braid::event_loop loop;
@@ -85,8 +84,7 @@ TEST_CASE("dropping the task object of a running spawned task does not stop it",
     CHECK(loop.rounds() == 7); // 6 steps of the task and the callback
 }
 
-TEST_CASE("destroying a loop frees its unfinished tasks without running them",
-          "[loop][lifetime]") {
+TEST_CASE("destroying a loop frees its unfinished tasks without running them", "[loop][lifetime]") {
     counted::reset();
     bool callback_ran = false;
     {
@@ -216,7 +214,9 @@ TEST_CASE("run_until_complete accepts spawned, unspawned and finished tasks", "[
         CHECK(loop.run_until_complete(t) == 1);
         CHECK(loop.rounds() == before);
     }
-    SECTION("an rvalue task") { CHECK(loop.run_until_complete(steps(4, counted{})) == 4); }
+    SECTION("an rvalue task") {
+        CHECK(loop.run_until_complete(steps(4, counted{})) == 4);
+    }
 }
 
 TEST_CASE("run_until_complete reports a task that can never finish instead of hanging",
@@ -281,8 +281,7 @@ TEST_CASE("spawning a task twice, or a finished one, is a usage_error", "[loop][
     loop.run_until_complete(parent());
 }
 
-TEST_CASE("an exception nobody can observe is rethrown by run after its step",
-          "[loop][errors]") {
+TEST_CASE("an exception nobody can observe is rethrown by run after its step", "[loop][errors]") {
     braid::event_loop loop;
     braid_test::trace events;
     loop.spawn(fail_after(1, "lost?"));
@@ -303,8 +302,9 @@ TEST_CASE("exceptions from callbacks go to the loop too", "[loop][errors]") {
         REQUIRE_THROWS_WITH(loop.run(), "from call_soon");
     }
     SECTION("from a done callback") {
-        loop.spawn(steps(1, counted{}).add_done_callback(
-            [](auto&) { throw std::runtime_error("from done callback"); }));
+        loop.spawn(steps(1, counted{}).add_done_callback([](auto&) {
+            throw std::runtime_error("from done callback");
+        }));
         REQUIRE_THROWS_WITH(loop.run(), "from done callback");
     }
     SECTION("run_until_complete rethrows them too") {

@@ -125,8 +125,7 @@ TEST_CASE("both policies finish random sets of tasks when the models say", "[pol
     }
 }
 
-TEST_CASE("under sequential, call_soon callbacks still wait their turn at the back",
-          "[policy]") {
+TEST_CASE("under sequential, call_soon callbacks still wait their turn at the back", "[policy]") {
     braid::event_loop loop{braid::sequential};
     std::vector<int> order;
     // A named lambda: a coroutine lambda's captures live in the lambda object,
@@ -144,8 +143,7 @@ TEST_CASE("under sequential, call_soon callbacks still wait their turn at the ba
     CHECK(order == std::vector<int>{1, 2, 3, 100});
 }
 
-TEST_CASE("a task awaited by a task yields where the policy says, as one task",
-          "[policy]") {
+TEST_CASE("a task awaited by a task yields where the policy says, as one task", "[policy]") {
     auto parent = [](std::vector<char>& out, char name) -> braid::task<> {
         auto child = [](std::vector<char>& o, char n) -> braid::task<> {
             o.push_back(n);

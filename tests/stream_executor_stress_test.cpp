@@ -35,7 +35,8 @@ struct item {
 
 struct f_failure : std::runtime_error {
     f_failure(int stage_, std::uint64_t at)
-        : std::runtime_error("stage " + std::to_string(stage_) + " failed at " + std::to_string(at)),
+        : std::runtime_error("stage " + std::to_string(stage_) + " failed at " +
+                             std::to_string(at)),
           stage(stage_), index(at) {}
     int stage;
     std::uint64_t index;
@@ -61,12 +62,16 @@ struct config {
         out << "seed " << seed << ": threads " << threads << ", depth " << depth << ", source size "
             << (source.size == no_index ? std::string("infinite") : std::to_string(source.size));
         for (int i = 0; i < depth; ++i) {
-            out << ", stage " << i << " buffer " << (unbounded[i] ? std::string("unbounded") : std::to_string(buffers[i]))
+            out << ", stage " << i << " buffer "
+                << (unbounded[i] ? std::string("unbounded") : std::to_string(buffers[i]))
                 << (speeds[i] == speed::slow ? " slow" : " fast");
-            if (f_throw[i] != no_index) out << " throws at " << f_throw[i];
+            if (f_throw[i] != no_index)
+                out << " throws at " << f_throw[i];
         }
-        if (source.throw_on_take != no_index) out << ", input throws taking " << source.throw_on_take;
-        if (source.throw_on_read != no_index) out << ", input throws reading " << source.throw_on_read;
+        if (source.throw_on_take != no_index)
+            out << ", input throws taking " << source.throw_on_take;
+        if (source.throw_on_read != no_index)
+            out << ", input throws reading " << source.throw_on_read;
         out << ", reads at most " << read_at_most << (shutdown_midway ? ", shuts down midway" : "");
         return out.str();
     }
@@ -74,7 +79,9 @@ struct config {
 
 config make_config(std::uint64_t seed) {
     std::mt19937_64 rng(seed);
-    auto pick = [&](std::uint64_t lo, std::uint64_t hi) { return std::uniform_int_distribution<std::uint64_t>(lo, hi)(rng); };
+    auto pick = [&](std::uint64_t lo, std::uint64_t hi) {
+        return std::uniform_int_distribution<std::uint64_t>(lo, hi)(rng);
+    };
     auto chance = [&](double p) { return std::bernoulli_distribution(p)(rng); };
     config c{};
     c.seed = seed;
@@ -83,8 +90,10 @@ config make_config(std::uint64_t seed) {
     const bool finite = chance(0.6);
     c.source.size = finite ? pick(0, 300) : no_index;
     c.source.delay = chance(0.2) ? std::chrono::microseconds(20) : std::chrono::microseconds(0);
-    if (chance(0.15)) c.source.throw_on_take = pick(0, 200);
-    if (chance(0.1)) c.source.throw_on_read = pick(0, 200);
+    if (chance(0.15))
+        c.source.throw_on_take = pick(0, 200);
+    if (chance(0.1))
+        c.source.throw_on_read = pick(0, 200);
     for (int i = 0; i < 3; ++i) {
         c.buffers[i] = chance(0.3) ? pick(1, 3) : pick(1, 64);
         c.unbounded[i] = finite && chance(0.1);
@@ -105,11 +114,14 @@ struct expectation {
 };
 
 expectation expected_at(const config& c, std::uint64_t j) {
-    if (j >= c.source.size) return {expectation::end};
-    if (j == c.source.throw_on_take || j == c.source.throw_on_read) return {expectation::input_error};
+    if (j >= c.source.size)
+        return {expectation::end};
+    if (j == c.source.throw_on_take || j == c.source.throw_on_read)
+        return {expectation::input_error};
     std::int64_t v = static_cast<std::int64_t>(j);
     for (int i = 0; i < c.depth; ++i) {
-        if (c.f_throw[i] == j) return {expectation::f_error, 0, i};
+        if (c.f_throw[i] == j)
+            return {expectation::f_error, 0, i};
         v = v * 3 + i + 1;
     }
     return {expectation::value, v, -1};
@@ -126,8 +138,10 @@ auto stage_function(const config& c, int stage) {
             index = in;
             value = static_cast<std::int64_t>(in);
         }
-        if (c.speeds[stage] == speed::slow && index % 4 == 1) std::this_thread::sleep_for(std::chrono::microseconds(50));
-        if (index == c.f_throw[stage]) throw f_failure(stage, index);
+        if (c.speeds[stage] == speed::slow && index % 4 == 1)
+            std::this_thread::sleep_for(std::chrono::microseconds(50));
+        if (index == c.f_throw[stage])
+            throw f_failure(stage, index);
         return item{index, value * 3 + stage + 1, counted{}};
     };
 }
@@ -138,7 +152,8 @@ braid::stream_buffer buffer_of(const config& c, int stage) {
 
 // Reads like a user who stops early; returns a description of any mismatch.
 template <class Results>
-std::string read_and_check(const config& c, braid::stream_executor& ex, Results& results, take_log& log) {
+std::string read_and_check(const config& c, braid::stream_executor& ex, Results& results,
+                           take_log& log) {
     std::mt19937_64 rng(c.seed ^ 0x5eed);
     auto it = results.begin();
     bool shut = false;
@@ -147,24 +162,30 @@ std::string read_and_check(const config& c, braid::stream_executor& ex, Results&
             ex.shutdown();
             shut = true;
         }
-        if (c.pauses && rng() % 16 == 0) std::this_thread::sleep_for(std::chrono::microseconds(300));
+        if (c.pauses && rng() % 16 == 0)
+            std::this_thread::sleep_for(std::chrono::microseconds(300));
         const expectation e = expected_at(c, j);
         log.requested.store(j + 1);
         try {
             const bool at_end = (it == results.end());
             if (at_end) {
-                if (e.kind != expectation::end) return "ended early at " + std::to_string(j);
+                if (e.kind != expectation::end)
+                    return "ended early at " + std::to_string(j);
                 return {};
             }
             const item got = *it;
-            if (e.kind != expectation::value) return "a value where an end or error was due at " + std::to_string(j);
-            if (got.index != j || got.value != e.result) return "wrong value at " + std::to_string(j);
+            if (e.kind != expectation::value)
+                return "a value where an end or error was due at " + std::to_string(j);
+            if (got.index != j || got.value != e.result)
+                return "wrong value at " + std::to_string(j);
             ++it;
         } catch (const braid::executor_shut_down&) {
-            if (!shut) return "executor_shut_down without a shutdown at " + std::to_string(j);
+            if (!shut)
+                return "executor_shut_down without a shutdown at " + std::to_string(j);
             return {};
         } catch (const input_failure& failure) {
-            if (e.kind != expectation::input_error || failure.index != j) return "unexpected input_failure at " + std::to_string(j);
+            if (e.kind != expectation::input_error || failure.index != j)
+                return "unexpected input_failure at " + std::to_string(j);
             return {};
         } catch (const f_failure& failure) {
             if (e.kind != expectation::f_error || failure.stage != e.stage || failure.index != j) {
@@ -187,17 +208,20 @@ std::string run_once(const config& c) {
         if (c.depth == 1) {
             problem = read_and_check(c, ex, s1, logs[0]);
         } else {
-            auto s2 = ex.map(stage_function(c, 1), tapped(std::move(s1), logs[1], &logs[0]), buffer_of(c, 1));
+            auto s2 = ex.map(stage_function(c, 1), tapped(std::move(s1), logs[1], &logs[0]),
+                             buffer_of(c, 1));
             if (c.depth == 2) {
                 problem = read_and_check(c, ex, s2, logs[1]);
             } else {
-                auto s3 = ex.map(stage_function(c, 2), tapped(std::move(s2), logs[2], &logs[1]), buffer_of(c, 2));
+                auto s3 = ex.map(stage_function(c, 2), tapped(std::move(s2), logs[2], &logs[1]),
+                                 buffer_of(c, 2));
                 problem = read_and_check(c, ex, s3, logs[2]);
             }
         }
     }
     for (int i = 0; i < c.depth && problem.empty(); ++i) {
-        if (logs[i].over.load()) problem = "stage " + std::to_string(i) + " took more than its buffer ahead";
+        if (logs[i].over.load())
+            problem = "stage " + std::to_string(i) + " took more than its buffer ahead";
     }
     if (problem.empty() && counted::live().load() != 0) {
         problem = std::to_string(counted::live().load()) + " items leaked or destroyed twice";
@@ -229,12 +253,13 @@ TEST_CASE("randomized maps and pipelines keep the bound, the order, every except
             watchdog dog(c.describe());
             problem = run_once(c);
         }
-        if (problem.empty() && !threads_settle_to(threads_before)) problem = "a thread outlived its executor";
+        if (problem.empty() && !threads_settle_to(threads_before))
+            problem = "a thread outlived its executor";
         INFO(problem);
         REQUIRE(problem.empty());
     }
-    std::printf("stress: %llu runs from seed %llu in %.1f s\n", static_cast<unsigned long long>(done),
-                static_cast<unsigned long long>(base),
+    std::printf("stress: %llu runs from seed %llu in %.1f s\n",
+                static_cast<unsigned long long>(done), static_cast<unsigned long long>(base),
                 std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
     CHECK(done > 0);
 }

@@ -30,7 +30,8 @@ namespace {
 constexpr auto identity = [](std::uint64_t x) { return x; };
 
 struct f_failure : std::runtime_error {
-    explicit f_failure(std::uint64_t at) : std::runtime_error("f failed at " + std::to_string(at)), index(at) {}
+    explicit f_failure(std::uint64_t at)
+        : std::runtime_error("f failed at " + std::to_string(at)), index(at) {}
     std::uint64_t index;
 };
 
@@ -47,23 +48,28 @@ static_assert(std::ranges::viewable_range<int_results&>);
 static_assert(std::ranges::viewable_range<int_results>);
 static_assert(std::same_as<std::ranges::range_reference_t<int_results>, int&&>);
 
-TEST_CASE("results work with range-for and with take on an lvalue and on an rvalue", "[stream_executor]") {
+TEST_CASE("results work with range-for and with take on an lvalue and on an rvalue",
+          "[stream_executor]") {
     stream_executor ex{2};
     const auto square = [](int x) { return x * x; };
     const std::vector<int> expected{0, 1, 4, 9, 16, 25, 36, 49, 64, 81};
 
     std::vector<int> from_rvalue;
-    for (int v : ex.map(square, std::views::iota(0)) | std::views::take(10)) from_rvalue.push_back(v);
+    for (int v : ex.map(square, std::views::iota(0)) | std::views::take(10))
+        from_rvalue.push_back(v);
     CHECK(from_rvalue == expected);
 
     auto results = ex.map(square, std::views::iota(0));
     std::vector<int> from_lvalue;
-    for (int v : results | std::views::take(5)) from_lvalue.push_back(v);
-    for (int v : results | std::views::take(5)) from_lvalue.push_back(v); // continues where it stopped
+    for (int v : results | std::views::take(5))
+        from_lvalue.push_back(v);
+    for (int v : results | std::views::take(5))
+        from_lvalue.push_back(v); // continues where it stopped
     CHECK(from_lvalue == expected);
 
     std::vector<int> all;
-    for (auto&& v : ex.map(square, std::vector<int>{1, 2, 3})) all.push_back(v);
+    for (auto&& v : ex.map(square, std::vector<int>{1, 2, 3}))
+        all.push_back(v);
     CHECK(all == std::vector<int>{1, 4, 9});
 }
 
@@ -76,7 +82,8 @@ TEST_CASE("take(n) never waits for result n+1", "[stream_executor]") {
     watchdog dog("take(n) never waits for result n+1");
     std::vector<std::uint64_t> got;
     {
-        for (auto v : ex.map(identity, taking_input(log, {.hold = &never, .hold_from = 3})) | std::views::take(3)) {
+        for (auto v : ex.map(identity, taking_input(log, {.hold = &never, .hold_from = 3})) |
+                          std::views::take(3)) {
             got.push_back(v);
         }
         CHECK(got == std::vector<std::uint64_t>{0, 1, 2});
@@ -93,7 +100,8 @@ TEST_CASE("a moved results object goes on where the old one stopped", "[stream_e
     braid::stream_results<std::uint64_t> b = std::move(a);
     CHECK(a.begin() == a.end()); // NOLINT(bugprone-use-after-move): moved-from is empty
     std::vector<std::uint64_t> rest;
-    for (auto v : b) rest.push_back(v);
+    for (auto v : b)
+        rest.push_back(v);
     CHECK(rest == std::vector<std::uint64_t>{1, 2, 3, 4, 5});
     braid::stream_results<std::uint64_t> empty;
     CHECK(empty.begin() == empty.end());
@@ -101,7 +109,8 @@ TEST_CASE("a moved results object goes on where the old one stopped", "[stream_e
 
 // --- 1. Non-blocking ---------------------------------------------------------------
 
-TEST_CASE("map returns without reading the input, which a producer thread reads", "[stream_executor]") {
+TEST_CASE("map returns without reading the input, which a producer thread reads",
+          "[stream_executor]") {
     take_log log(10);
     gate door;
     std::mutex mutex;
@@ -154,7 +163,8 @@ TEST_CASE("inputs taken minus results consumed never exceeds buffer_size, and re
                 ++it;
                 // Paused: the producer fills the buffer exactly, then waits.
                 reached = reached && wait_until([&] { return log.taken.load() == k + 1 + buffer; });
-                if (k % 4 == 0) std::this_thread::sleep_for(2ms); // time to overshoot, if it would
+                if (k % 4 == 0)
+                    std::this_thread::sleep_for(2ms); // time to overshoot, if it would
             }
             CHECK(reached);
             CHECK_FALSE(log.over.load());
@@ -171,7 +181,8 @@ TEST_CASE("the bound holds when the input does its work in operator*", "[stream_
     constexpr std::uint64_t buffer = 5;
     auto input = std::views::iota(std::uint64_t{0}) | std::views::transform([&](std::uint64_t i) {
                      const std::uint64_t count = made.fetch_add(1) + 1;
-                     if (count > requested.load() + buffer) over = true;
+                     if (count > requested.load() + buffer)
+                         over = true;
                      return i;
                  });
     auto results = ex.map(identity, input, buffer);
@@ -191,7 +202,8 @@ TEST_CASE("unbounded reads the whole input ahead of the consumer", "[stream_exec
     auto results = ex.map(identity, taking_input(log, {.size = 5000}), braid::unbounded);
     CHECK(wait_until([&] { return log.taken.load() == 5000; }));
     std::uint64_t sum = 0;
-    for (auto v : results) sum += v;
+    for (auto v : results)
+        sum += v;
     CHECK(sum == 4999u * 5000u / 2);
 }
 
@@ -210,12 +222,14 @@ TEST_CASE("up to thread_count calls of f run at once, and never more", "[stream_
             while (now > seen && !most.compare_exchange_weak(seen, now)) {
             }
             // The first calls wait until `threads` of them run together.
-            if (x < threads && !wait_until([&] { return most.load() >= threads; })) all_met = false;
+            if (x < threads && !wait_until([&] { return most.load() >= threads; }))
+                all_met = false;
             running.fetch_sub(1);
             return x;
         };
         std::uint64_t sum = 0;
-        for (auto v : ex.map(f, std::views::iota(std::uint64_t{0}, std::uint64_t{50}), 16)) sum += v;
+        for (auto v : ex.map(f, std::views::iota(std::uint64_t{0}, std::uint64_t{50}), 16))
+            sum += v;
         CHECK(sum == 49u * 50u / 2);
         CHECK(all_met.load());
         CHECK(most.load() == threads);
@@ -229,13 +243,16 @@ TEST_CASE("results come out in input order whatever order they finish in", "[str
     // Item 0 finishes last among the first four: it waits for items 1..3.
     std::atomic<int> finished{0};
     auto f = [&](std::uint64_t x) {
-        if (x == 0) (void)wait_until([&] { return finished.load() >= 3; });
-        if (x % 7 == 3) std::this_thread::sleep_for(std::chrono::microseconds(200));
+        if (x == 0)
+            (void)wait_until([&] { return finished.load() >= 3; });
+        if (x % 7 == 3)
+            std::this_thread::sleep_for(std::chrono::microseconds(200));
         finished.fetch_add(1);
         return x;
     };
     std::vector<std::uint64_t> got;
-    for (auto v : ex.map(f, std::views::iota(std::uint64_t{0}, std::uint64_t{300}), 32)) got.push_back(v);
+    for (auto v : ex.map(f, std::views::iota(std::uint64_t{0}, std::uint64_t{300}), 32))
+        got.push_back(v);
     std::vector<std::uint64_t> expected(300);
     std::iota(expected.begin(), expected.end(), std::uint64_t{0});
     CHECK(got == expected);
@@ -243,7 +260,8 @@ TEST_CASE("results come out in input order whatever order they finish in", "[str
 
 // --- 5. Lazy to the end ------------------------------------------------------------
 
-TEST_CASE("dropping the results stops the producer and drops work not yet started", "[stream_executor]") {
+TEST_CASE("dropping the results stops the producer and drops work not yet started",
+          "[stream_executor]") {
     constexpr std::uint64_t buffer = 20;
     std::atomic<std::uint64_t> calls{0};
     take_log log(buffer);
@@ -283,13 +301,15 @@ TEST_CASE("dropping the results never blocks on an owned input", "[stream_execut
     door.open(); // lets the executor's destructor join the producer
 }
 
-TEST_CASE("an lvalue input may be destroyed right after its results are dropped", "[stream_executor]") {
+TEST_CASE("an lvalue input may be destroyed right after its results are dropped",
+          "[stream_executor]") {
     stream_executor ex{2};
     for (int round = 0; round < 20; ++round) {
         take_log log(3);
         std::atomic<int> inside{0};
         auto input = std::make_unique<taking_input>(
-            log, input_options{.delay = std::chrono::microseconds(round % 3 * 100), .inside = &inside});
+            log,
+            input_options{.delay = std::chrono::microseconds(round % 3 * 100), .inside = &inside});
         {
             auto results = ex.map(identity, *input, 3);
             CHECK(read_counted(results, static_cast<std::size_t>(round % 4), log).size() ==
@@ -300,13 +320,15 @@ TEST_CASE("an lvalue input may be destroyed right after its results are dropped"
     }
 }
 
-TEST_CASE("dropping a stage does not wait for an lvalue braid input it reads", "[stream_executor]") {
+TEST_CASE("dropping a stage does not wait for an lvalue braid input it reads",
+          "[stream_executor]") {
     stream_executor ex{2};
     gate door;
     watchdog dog("dropping a stage does not wait for an lvalue braid input");
     auto upstream = ex.map(
         [&](std::uint64_t x) {
-            if (x >= 2) (void)door.wait();
+            if (x >= 2)
+                (void)door.wait();
             return x;
         },
         std::views::iota(std::uint64_t{0}), 1);
@@ -332,11 +354,12 @@ TEST_CASE("items left in a dropped map are destroyed exactly once", "[stream_exe
     {
         stream_executor ex{2};
         for (int round = 0; round < 10; ++round) {
-            auto results = ex.map([](const counted& c) { return counted(c.value * 2); },
-                                  std::views::iota(0) | std::views::transform([](int i) { return counted(i); }),
-                                  16);
+            auto results = ex.map(
+                [](const counted& c) { return counted(c.value * 2); },
+                std::views::iota(0) | std::views::transform([](int i) { return counted(i); }), 16);
             int k = 0;
-            for (const counted& c : results | std::views::take(round)) CHECK(c.value == 2 * k++);
+            for (const counted& c : results | std::views::take(round))
+                CHECK(c.value == 2 * k++);
         }
     }
     CHECK(counted::live().load() == 0);
@@ -347,8 +370,10 @@ TEST_CASE("the executor's destructor joins every thread it made", "[stream_execu
     {
         stream_executor ex{3};
         std::vector<braid::stream_results<std::uint64_t>> live;
-        for (int i = 0; i < 5; ++i) live.push_back(ex.map(identity, std::views::iota(std::uint64_t{0}), 4));
-        for (auto& r : live) CHECK(*r.begin() == 0u);
+        for (int i = 0; i < 5; ++i)
+            live.push_back(ex.map(identity, std::views::iota(std::uint64_t{0}), 4));
+        for (auto& r : live)
+            CHECK(*r.begin() == 0u);
         auto done = ex.submit([] { return 1; });
         CHECK(done.get() == 1);
         live.clear();
@@ -358,18 +383,21 @@ TEST_CASE("the executor's destructor joins every thread it made", "[stream_execu
 
 // --- 6. Errors ---------------------------------------------------------------------
 
-TEST_CASE("an exception from f is rethrown at its position and ends the range", "[stream_executor]") {
+TEST_CASE("an exception from f is rethrown at its position and ends the range",
+          "[stream_executor]") {
     stream_executor ex{3};
     auto results = ex.map(
         [](std::uint64_t x) {
-            if (x == 7) throw f_failure(x);
+            if (x == 7)
+                throw f_failure(x);
             return x;
         },
         std::views::iota(std::uint64_t{0}), 4);
     std::vector<std::uint64_t> got;
     auto it = results.begin();
     try {
-        for (; it != results.end(); ++it) got.push_back(*it);
+        for (; it != results.end(); ++it)
+            got.push_back(*it);
         FAIL("no exception");
     } catch (const f_failure& e) {
         CHECK(e.index == 7u);
@@ -384,14 +412,18 @@ TEST_CASE("an exception from the input is rethrown at its position", "[stream_ex
         take_log log(3);
         stream_executor ex{2}; // after log: its producer may touch log until shutdown
         input_options options{.size = 100};
-        if (where == 0) options.throw_on_take = 0; // begin()
-        if (where == 1) options.throw_on_take = 5; // ++
-        if (where == 2) options.throw_on_read = 5; // operator*
+        if (where == 0)
+            options.throw_on_take = 0; // begin()
+        if (where == 1)
+            options.throw_on_take = 5; // ++
+        if (where == 2)
+            options.throw_on_read = 5; // operator*
         const std::uint64_t at = where == 0 ? 0 : 5;
         auto results = ex.map(identity, taking_input(log, options), 3);
         std::vector<std::uint64_t> got;
         try {
-            for (auto v : results) got.push_back(v);
+            for (auto v : results)
+                got.push_back(v);
             FAIL("no exception");
         } catch (const input_failure& e) {
             CHECK(e.index == at);
@@ -406,23 +438,31 @@ TEST_CASE("an exception from f before the end of a finite input is not lost", "[
     const std::vector<int> input{1, 2, 3};
     auto results = ex.map(
         [](int x) {
-            if (x == 3) throw std::domain_error("three");
+            if (x == 3)
+                throw std::domain_error("three");
             return x;
         },
         input);
     std::vector<int> got;
-    CHECK_THROWS_AS([&] { for (int v : results) got.push_back(v); }(), std::domain_error);
+    CHECK_THROWS_AS(
+        [&] {
+            for (int v : results)
+                got.push_back(v);
+        }(),
+        std::domain_error);
     CHECK(got == std::vector<int>{1, 2});
 }
 
 // --- 7. Pipelines --------------------------------------------------------------------
 
-TEST_CASE("a pipeline deeper than the pool, with buffer 1, on one executor completes", "[stream_executor]") {
+TEST_CASE("a pipeline deeper than the pool, with buffer 1, on one executor completes",
+          "[stream_executor]") {
     watchdog dog("pipeline deeper than the pool");
     for (std::size_t threads : {1u, 2u}) {
         stream_executor ex{threads};
         auto inc = [](long x) { return x + 1; };
-        auto stages = ex.map(inc, ex.map(inc, ex.map(inc, ex.map(inc, std::views::iota(0L, 300L), 1), 1), 1), 1);
+        auto stages = ex.map(
+            inc, ex.map(inc, ex.map(inc, ex.map(inc, std::views::iota(0L, 300L), 1), 1), 1), 1);
         long sum = 0;
         long count = 0;
         for (long v : stages) {
@@ -450,9 +490,8 @@ TEST_CASE("each stage of a buffer-1 pipeline reads exactly one item ahead", "[st
     CHECK(read_counted(s3, 2, last).size() == 2);
     // With the consumer paused after two results, each stage fills up to its
     // bound: 2 + 1 taken by the last stage, 3 + 1 by the middle, 4 + 1 source.
-    CHECK(wait_until([&] {
-        return calls[2].load() == 3 && calls[1].load() == 4 && calls[0].load() == 5;
-    }));
+    CHECK(wait_until(
+        [&] { return calls[2].load() == 3 && calls[1].load() == 4 && calls[0].load() == 5; }));
     std::this_thread::sleep_for(5ms);
     CHECK(calls[2].load() == 3);
     CHECK(calls[1].load() == 4);
@@ -466,7 +505,8 @@ TEST_CASE("an error deep in a pipeline reaches the reader at its position", "[st
     stream_executor ex{1};
     auto first = ex.map(
         [](long x) {
-            if (x == 42) throw f_failure(static_cast<std::uint64_t>(x));
+            if (x == 42)
+                throw f_failure(static_cast<std::uint64_t>(x));
             return x;
         },
         std::views::iota(0L), 2);
@@ -495,19 +535,24 @@ TEST_CASE("many results objects and submitters share one executor", "[stream_exe
             for (int round = 0; round < 6; ++round) {
                 const long n = 200 + 50 * u;
                 long sum = 0;
-                for (long v : ex.map([](long x) { return x * 3; }, std::views::iota(0L, n), 1 + round * 5)) sum += v;
-                if (sum != 3 * n * (n - 1) / 2) wrong.fetch_add(1);
+                for (long v :
+                     ex.map([](long x) { return x * 3; }, std::views::iota(0L, n), 1 + round * 5))
+                    sum += v;
+                if (sum != 3 * n * (n - 1) / 2)
+                    wrong.fetch_add(1);
             }
         });
     }
     for (int s = 0; s < 2; ++s) {
         users.emplace_back([&] {
             for (int i = 0; i < 200; ++i) {
-                if (ex.submit([i] { return i * 2; }).get() != i * 2) wrong.fetch_add(1);
+                if (ex.submit([i] { return i * 2; }).get() != i * 2)
+                    wrong.fetch_add(1);
             }
         });
     }
-    for (auto& t : users) t.join();
+    for (auto& t : users)
+        t.join();
     CHECK(wrong.load() == 0);
 }
 
@@ -517,17 +562,19 @@ TEST_CASE("map over several inputs zips them and stops at the shortest", "[strea
     stream_executor ex{2};
     const std::vector<int> a{1, 2, 3, 4};
     std::vector<int> got;
-    for (int v : ex.map([](int x, long y, int z) { return x * 100 + static_cast<int>(y) * 10 + z; }, a,
-                        std::views::iota(5L), std::vector<int>{7, 8, 9}))
+    for (int v : ex.map([](int x, long y, int z) { return x * 100 + static_cast<int>(y) * 10 + z; },
+                        a, std::views::iota(5L), std::vector<int>{7, 8, 9}))
         got.push_back(v);
     CHECK(got == std::vector<int>{157, 268, 379});
 
     got.clear();
-    for (int v : ex.map([](int x, int y) { return x + y; }, a, a, 1)) got.push_back(v);
+    for (int v : ex.map([](int x, int y) { return x + y; }, a, a, 1))
+        got.push_back(v);
     CHECK(got == std::vector<int>{2, 4, 6, 8});
 
     got.clear();
-    for (int v : ex.map([](int x, int y) { return x * y; }, a, std::views::iota(0), braid::unbounded))
+    for (int v :
+         ex.map([](int x, int y) { return x * y; }, a, std::views::iota(0), braid::unbounded))
         got.push_back(v);
     CHECK(got == std::vector<int>{0, 2, 6, 12});
 }
@@ -537,7 +584,8 @@ TEST_CASE("move-only values flow through map and pipelines", "[stream_executor]"
     auto boxes = ex.map([](int x) { return std::make_unique<int>(x); }, std::views::iota(0, 50), 3);
     auto unboxed = ex.map([](std::unique_ptr<int> p) { return *p + 1; }, std::move(boxes), 3);
     int expected = 1;
-    for (int v : unboxed) CHECK(v == expected++);
+    for (int v : unboxed)
+        CHECK(v == expected++);
     CHECK(expected == 51);
 }
 
@@ -554,7 +602,8 @@ TEST_CASE("shutdown cuts live maps: their reader gets what was computed, then ex
     ex.shutdown();
     std::uint64_t expected = 1;
     try {
-        for (; it != results.end(); ++it) CHECK(*it == expected++);
+        for (; it != results.end(); ++it)
+            CHECK(*it == expected++);
         FAIL("an infinite input cannot end");
     } catch (const braid::executor_shut_down& e) {
         CHECK(std::string(e.what()).find("braid::stream_results") == 0);
@@ -562,7 +611,8 @@ TEST_CASE("shutdown cuts live maps: their reader gets what was computed, then ex
     CHECK(expected <= 1 + 8);
 }
 
-TEST_CASE("a pipeline outliving its executor reports the shutdown instead of hanging", "[stream_executor]") {
+TEST_CASE("a pipeline outliving its executor reports the shutdown instead of hanging",
+          "[stream_executor]") {
     watchdog dog("a pipeline outliving its executor");
     std::optional<braid::stream_results<long>> results;
     {
@@ -574,7 +624,8 @@ TEST_CASE("a pipeline outliving its executor reports the shutdown instead of han
     long expected = 3; // the result read above is still the current one
     CHECK_THROWS_AS(
         [&] {
-            for (long v : *results) CHECK(v == expected++);
+            for (long v : *results)
+                CHECK(v == expected++);
         }(),
         braid::executor_shut_down);
 }
@@ -583,48 +634,55 @@ TEST_CASE("a finite map finished before shutdown still reads to its end", "[stre
     stream_executor ex{2};
     auto results = ex.map(identity, std::vector<std::uint64_t>{1, 2, 3}, 8);
     CHECK(*results.begin() == 1u);
-    std::this_thread::sleep_for(10ms); // the rest is likely computed by now; either outcome is checked
+    std::this_thread::sleep_for(
+        10ms); // the rest is likely computed by now; either outcome is checked
     ex.shutdown();
     std::vector<std::uint64_t> rest;
     try {
-        for (auto it = results.begin(); it != results.end(); ++it) rest.push_back(*it);
+        for (auto it = results.begin(); it != results.end(); ++it)
+            rest.push_back(*it);
     } catch (const braid::executor_shut_down&) {
     }
-    for (std::size_t i = 0; i < rest.size(); ++i) CHECK(rest[i] == i + 1); // result 1 was read, not passed
+    for (std::size_t i = 0; i < rest.size(); ++i)
+        CHECK(rest[i] == i + 1); // result 1 was read, not passed
 }
 
-TEST_CASE("bad arguments and use after shutdown are answered with clear exceptions", "[stream_executor]") {
-    CHECK_THROWS_WITH(stream_executor(0), Catch::Contains("braid::stream_executor::stream_executor"));
+TEST_CASE("bad arguments and use after shutdown are answered with clear exceptions",
+          "[stream_executor]") {
+    CHECK_THROWS_WITH(stream_executor(0),
+                      Catch::Contains("braid::stream_executor::stream_executor"));
     CHECK_THROWS_AS(stream_executor(0), std::invalid_argument);
     stream_executor ex{1};
     const std::vector<int> v{1, 2};
     const auto same = [](int x) { return x; };
     CHECK_THROWS_AS((void)ex.map(same, v, 0), std::invalid_argument);
-    CHECK_THROWS_WITH((void)ex.map(same, v, 0), Catch::Contains("braid::stream_executor::map: buffer_size"));
+    CHECK_THROWS_WITH((void)ex.map(same, v, 0),
+                      Catch::Contains("braid::stream_executor::map: buffer_size"));
     CHECK_THROWS_AS((void)ex.map(same, v, -3), std::invalid_argument);
-    CHECK_THROWS_AS((void)ex.map([](int x, int y) { return x + y; }, v, v, 0), std::invalid_argument);
+    CHECK_THROWS_AS((void)ex.map([](int x, int y) { return x + y; }, v, v, 0),
+                    std::invalid_argument);
     ex.shutdown();
     ex.shutdown(); // idempotent
     CHECK_THROWS_AS((void)ex.map(same, v), braid::executor_shut_down);
     CHECK_THROWS_WITH((void)ex.map(same, v), Catch::Contains("braid::stream_executor::map"));
     CHECK_THROWS_AS((void)ex.submit([] { return 1; }), braid::executor_shut_down);
-    CHECK_THROWS_WITH((void)ex.submit([] { return 1; }), Catch::Contains("braid::stream_executor::submit"));
+    CHECK_THROWS_WITH((void)ex.submit([] { return 1; }),
+                      Catch::Contains("braid::stream_executor::submit"));
 }
 
 TEST_CASE("shutdown from inside the executor is refused", "[stream_executor]") {
     stream_executor ex{1};
     auto refused = ex.submit([&] { ex.shutdown(); });
     CHECK_THROWS_AS(refused.get(), braid::usage_error);
-    auto from_producer = ex.map(
-        [](int x) { return x; },
-        std::views::iota(0, 1) | std::views::transform([&](int x) {
-            try {
-                ex.shutdown();
-            } catch (const braid::usage_error&) {
-                return -1;
-            }
-            return x;
-        }));
+    auto from_producer =
+        ex.map([](int x) { return x; }, std::views::iota(0, 1) | std::views::transform([&](int x) {
+                                            try {
+                                                ex.shutdown();
+                                            } catch (const braid::usage_error&) {
+                                                return -1;
+                                            }
+                                            return x;
+                                        }));
     CHECK(*from_producer.begin() == -1);
 }
 

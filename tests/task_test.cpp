@@ -24,13 +24,21 @@ using braid_test::counted;
 
 namespace {
 
-braid::task<int> value_of(int x) { co_return x; }
+braid::task<int> value_of(int x) {
+    co_return x;
+}
 
-braid::task<> nothing() { co_return; }
+braid::task<> nothing() {
+    co_return;
+}
 
-braid::task<std::unique_ptr<int>> boxed(int x) { co_return std::make_unique<int>(x); }
+braid::task<std::unique_ptr<int>> boxed(int x) {
+    co_return std::make_unique<int>(x);
+}
 
-braid::task<int&> reference_to(int& x) { co_return x; }
+braid::task<int&> reference_to(int& x) {
+    co_return x;
+}
 
 braid::task<int> fails(std::string message) {
     throw std::runtime_error(message);
@@ -145,7 +153,9 @@ TEST_CASE("an awaited task starts when it is awaited, not when it is made", "[ta
 TEST_CASE("tasks return values, nothing, move-only values and references", "[task][result]") {
     braid::event_loop loop;
 
-    SECTION("a value") { CHECK(loop.run_until_complete(value_of(42)) == 42); }
+    SECTION("a value") {
+        CHECK(loop.run_until_complete(value_of(42)) == 42);
+    }
     SECTION("void") {
         auto t = nothing();
         loop.run_until_complete(t);
@@ -320,8 +330,7 @@ TEST_CASE("a task has an optional name for logs", "[task][name]") {
     CHECK(named.name() == "two");
 }
 
-TEST_CASE("result() before the task is done throws a logic_error that says so",
-          "[task][misuse]") {
+TEST_CASE("result() before the task is done throws a logic_error that says so", "[task][misuse]") {
     auto t = value_of(1);
     REQUIRE_THROWS_AS(t.result(), braid::task_not_finished);
     REQUIRE_THROWS_AS(t.result(), std::logic_error);

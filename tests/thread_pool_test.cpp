@@ -52,10 +52,12 @@ TEST_CASE("a pool runs work on thread_count threads at once", "[thread_pool]") {
                 }
                 arrived.fetch_add(1);
                 // Every task waits for all: only n concurrent workers get here.
-                if (!wait_until([&] { return arrived.load() == n; })) all_met = false;
+                if (!wait_until([&] { return arrived.load() == n; }))
+                    all_met = false;
             }));
         }
-        for (auto& d : done) d.get();
+        for (auto& d : done)
+            d.get();
         CHECK(all_met.load());
         CHECK(ids.size() == n);
     }
@@ -72,12 +74,14 @@ TEST_CASE("a pool of zero threads is refused", "[thread_pool]") {
     CHECK_THROWS_WITH(braid::thread_pool(0), Catch::Contains("braid::thread_pool::thread_pool"));
 }
 
-TEST_CASE("submit carries values and exceptions; a throwing task does not end its worker", "[thread_pool]") {
+TEST_CASE("submit carries values and exceptions; a throwing task does not end its worker",
+          "[thread_pool]") {
     braid::thread_pool pool(1);
     const auto worker = pool.submit([] { return std::this_thread::get_id(); }).get();
     for (int i = 0; i < 50; ++i) {
         auto failed = pool.submit([i] {
-            if (i >= 0) throw std::runtime_error("task " + std::to_string(i));
+            if (i >= 0)
+                throw std::runtime_error("task " + std::to_string(i));
             return i;
         });
         CHECK_THROWS_WITH(failed.get(), "task " + std::to_string(i));
@@ -89,10 +93,12 @@ TEST_CASE("submit carries values and exceptions; a throwing task does not end it
 TEST_CASE("tasks run in the order they were queued on one worker", "[thread_pool]") {
     braid::thread_pool pool(1);
     std::vector<int> order; // touched only by the single worker, read after it is joined
-    for (int i = 0; i < 100; ++i) pool.post([&order, i]() noexcept { order.push_back(i); });
+    for (int i = 0; i < 100; ++i)
+        pool.post([&order, i]() noexcept { order.push_back(i); });
     pool.shutdown();
     REQUIRE(order.size() == 100);
-    for (int i = 0; i < 100; ++i) CHECK(order[static_cast<std::size_t>(i)] == i);
+    for (int i = 0; i < 100; ++i)
+        CHECK(order[static_cast<std::size_t>(i)] == i);
 }
 
 TEST_CASE("large and move-only callables are accepted", "[thread_pool]") {
@@ -102,7 +108,8 @@ TEST_CASE("large and move-only callables are accepted", "[thread_pool]") {
     auto owned = std::make_unique<int>(4);
     auto sum = pool.submit([big] {
         long s = 0;
-        for (long v : big) s += v;
+        for (long v : big)
+            s += v;
         return s;
     });
     auto moved = pool.submit([p = std::move(owned)] { return *p; });
@@ -115,13 +122,15 @@ TEST_CASE("shutdown runs the queued work, joins, and then refuses work", "[threa
     std::atomic<int> ran{0};
     {
         braid::thread_pool pool(2);
-        for (int i = 0; i < 1000; ++i) pool.post([&]() noexcept { ran.fetch_add(1); });
+        for (int i = 0; i < 1000; ++i)
+            pool.post([&]() noexcept { ran.fetch_add(1); });
         pool.shutdown();
         CHECK(ran.load() == 1000);
         pool.shutdown(); // idempotent
         CHECK_THROWS_AS(pool.post([]() noexcept {}), braid::executor_shut_down);
         CHECK_THROWS_WITH(pool.post([]() noexcept {}), Catch::Contains("braid::thread_pool::post"));
-        CHECK_THROWS_WITH((void)pool.submit([] { return 1; }), Catch::Contains("braid::thread_pool::submit"));
+        CHECK_THROWS_WITH((void)pool.submit([] { return 1; }),
+                          Catch::Contains("braid::thread_pool::submit"));
     }
     CHECK(threads_settle_to(before));
 }
@@ -155,12 +164,15 @@ TEST_CASE("many threads submit to one pool at once", "[thread_pool]") {
     for (int t = 0; t < 4; ++t) {
         submitters.emplace_back([&] {
             std::vector<std::future<int>> results;
-            for (int i = 0; i < 500; ++i) results.push_back(pool.submit([i] { return i; }));
+            for (int i = 0; i < 500; ++i)
+                results.push_back(pool.submit([i] { return i; }));
             long local = 0;
-            for (auto& r : results) local += r.get();
+            for (auto& r : results)
+                local += r.get();
             sum.fetch_add(local);
         });
     }
-    for (auto& t : submitters) t.join();
+    for (auto& t : submitters)
+        t.join();
     CHECK(sum.load() == 4L * 499 * 500 / 2);
 }

@@ -43,11 +43,10 @@ struct yield_info {
 };
 
 template <class P>
-concept scheduling_policy =
-    std::move_constructible<P> && std::is_object_v<P> &&
-    requires(P& policy, const yield_info& info) {
-        { policy.on_yield(info) } -> std::same_as<placement>;
-    };
+concept scheduling_policy = std::move_constructible<P> && std::is_object_v<P> &&
+                            requires(P& policy, const yield_info& info) {
+                                { policy.on_yield(info) } -> std::same_as<placement>;
+                            };
 
 // Round-robin: a task that yields goes to the back of the ready queue. Short
 // tasks finish early; a task's latency grows with the number of tasks ready.

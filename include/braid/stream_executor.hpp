@@ -69,7 +69,9 @@ public:
 
     static constexpr stream_buffer unbounded() noexcept { return stream_buffer(tag{}); }
 
-    constexpr bool is_unbounded() const noexcept { return size_ == detail::stream_state::unbounded; }
+    constexpr bool is_unbounded() const noexcept {
+        return size_ == detail::stream_state::unbounded;
+    }
     // The count; meaningless when is_unbounded().
     constexpr std::uint64_t size() const noexcept { return size_; }
 
@@ -128,8 +130,8 @@ public:
     stream_results() noexcept = default;
 
     stream_results(stream_results&& other) noexcept
-        : channel_(std::move(other.channel_)), current_(std::move(other.current_)), next_(other.next_),
-          ended_(other.ended_) {
+        : channel_(std::move(other.channel_)), current_(std::move(other.current_)),
+          next_(other.next_), ended_(other.ended_) {
         other.current_.reset();
         other.ended_ = true;
     }
@@ -152,7 +154,8 @@ public:
     // Drops the results: see the header comment.
     ~stream_results() {
         current_.reset();
-        if (channel_) channel_->drop();
+        if (channel_)
+            channel_->drop();
     }
 
     iterator begin() noexcept { return iterator(this); }
@@ -166,8 +169,10 @@ private:
 
     // Makes result next_ current, unless there is one; false at the end.
     bool load() {
-        if (current_) return true;
-        if (ended_) return false;
+        if (current_)
+            return true;
+        if (ended_)
+            return false;
         try {
             if (channel_->fetch(next_, current_)) {
                 ++next_;
@@ -187,13 +192,15 @@ private:
 
     T&& current() {
         if (!load()) {
-            throw usage_error("braid::stream_results::iterator::operator*: dereferenced at the end of the results");
+            throw usage_error("braid::stream_results::iterator::operator*: dereferenced at the end "
+                              "of the results");
         }
         return std::move(*current_);
     }
 
     void advance() {
-        if (!current_) load(); // skipping an unread result reads it first
+        if (!current_)
+            load(); // skipping an unread result reads it first
         current_.reset();
     }
 
@@ -213,13 +220,13 @@ concept stream_buffer_argument =
 // What a producer holds of one input: a reference to an lvalue, the object
 // itself for an rvalue.
 template <class R>
-using stream_held_t = std::conditional_t<std::is_lvalue_reference_v<R>,
-                                         std::ranges::ref_view<std::remove_reference_t<R>>,
-                                         std::remove_cvref_t<R>>;
+using stream_held_t =
+    std::conditional_t<std::is_lvalue_reference_v<R>,
+                       std::ranges::ref_view<std::remove_reference_t<R>>, std::remove_cvref_t<R>>;
 
 template <class R>
-concept stream_input_argument = std::ranges::input_range<stream_held_t<R>> &&
-                                std::constructible_from<stream_held_t<R>, R>;
+concept stream_input_argument =
+    std::ranges::input_range<stream_held_t<R>> && std::constructible_from<stream_held_t<R>, R>;
 
 template <class... Args, std::size_t... I>
 consteval bool stream_inputs_then_buffer(std::index_sequence<I...>) {
@@ -247,7 +254,8 @@ public:
 
     // `thread_count` workers; 0 throws std::invalid_argument.
     explicit stream_executor(std::size_t thread_count)
-        : pool_(checked_thread_count(thread_count)), producers_(std::max<std::size_t>(2, thread_count)) {}
+        : pool_(checked_thread_count(thread_count)),
+          producers_(std::max<std::size_t>(2, thread_count)) {}
 
     stream_executor(const stream_executor&) = delete;
     stream_executor& operator=(const stream_executor&) = delete;
@@ -288,8 +296,9 @@ public:
 private:
     static std::size_t checked_thread_count(std::size_t thread_count) {
         if (thread_count == 0) {
-            throw std::invalid_argument("braid::stream_executor::stream_executor: thread_count is 0; "
-                                        "an executor needs at least one worker thread");
+            throw std::invalid_argument(
+                "braid::stream_executor::stream_executor: thread_count is 0; "
+                "an executor needs at least one worker thread");
         }
         return thread_count;
     }
@@ -306,15 +315,18 @@ private:
     template <class F, std::size_t... I, class Args>
     auto start_map(F&& f, stream_buffer buffer, std::index_sequence<I...>, Args args);
 
-    bool is_own_thread() const noexcept { return pool_.is_worker_thread() || producers_.is_producer_thread(); }
+    bool is_own_thread() const noexcept {
+        return pool_.is_worker_thread() || producers_.is_producer_thread();
+    }
 
     thread_pool pool_;
     detail::stream_producers producers_;
     std::mutex shutdown_mutex_; // held by the thread that shuts down
     std::mutex mutex_;
-    bool shut_down_ = false;                               // guarded by mutex_
-    std::vector<std::weak_ptr<detail::stream_state>> maps_; // guarded by mutex_: to stop at shutdown
-    std::size_t prune_at_ = 64;                            // guarded by mutex_
+    bool shut_down_ = false; // guarded by mutex_
+    std::vector<std::weak_ptr<detail::stream_state>>
+        maps_;                  // guarded by mutex_: to stop at shutdown
+    std::size_t prune_at_ = 64; // guarded by mutex_
 };
 
 } // namespace braid

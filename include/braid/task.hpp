@@ -123,9 +123,7 @@ public:
     [[nodiscard]] bool valid() const noexcept { return static_cast<bool>(h_); }
 
     // True once the body has returned or thrown.
-    [[nodiscard]] bool done() const {
-        return checked("done").state() == detail::task_state::done;
-    }
+    [[nodiscard]] bool done() const { return checked("done").state() == detail::task_state::done; }
 
     // The value the task returned, or its exception rethrown. Throws
     // task_not_finished when it has not finished. On an lvalue the value stays

@@ -101,11 +101,11 @@ private:
 
     std::mutex mutex_;
     std::condition_variable work_available_;
-    detail::thread_pool_queue queue_;        // guarded by mutex_
-    std::size_t sleeping_ = 0;               // guarded by mutex_
-    bool stopping_ = false;                  // guarded by mutex_
-    std::atomic<std::size_t> queued_{0};     // mirrors queue_.size()
-    std::mutex shutdown_mutex_;              // held by the thread that joins
+    detail::thread_pool_queue queue_;    // guarded by mutex_
+    std::size_t sleeping_ = 0;           // guarded by mutex_
+    bool stopping_ = false;              // guarded by mutex_
+    std::atomic<std::size_t> queued_{0}; // mirrors queue_.size()
+    std::mutex shutdown_mutex_;          // held by the thread that joins
     std::vector<std::thread> threads_;
 };
 
@@ -124,7 +124,8 @@ inline thread_pool::thread_pool(std::size_t thread_count) {
     }
     threads_.reserve(thread_count);
     try {
-        for (std::size_t i = 0; i < thread_count; ++i) threads_.emplace_back([this] { work(); });
+        for (std::size_t i = 0; i < thread_count; ++i)
+            threads_.emplace_back([this] { work(); });
     } catch (...) {
         shutdown(); // join the threads that did start, then report
         throw;
@@ -177,7 +178,8 @@ inline void thread_pool::push(detail::thread_pool_task&& task, const char* calle
         queued_.store(queue_.size(), std::memory_order_relaxed);
         wake = sleeping_ > 0;
     }
-    if (wake) work_available_.notify_one();
+    if (wake)
+        work_available_.notify_one();
 }
 
 inline void thread_pool::work() noexcept {
@@ -194,7 +196,8 @@ inline void thread_pool::work() noexcept {
             lock.lock();
             continue;
         }
-        if (stopping_) break;
+        if (stopping_)
+            break;
         ++sleeping_;
         work_available_.wait(lock);
         --sleeping_;
@@ -213,7 +216,8 @@ inline void thread_pool::shutdown() {
     }
     work_available_.notify_all();
     for (std::thread& thread : threads_) {
-        if (thread.joinable()) thread.join();
+        if (thread.joinable())
+            thread.join();
     }
 }
 

@@ -29,6 +29,8 @@ public:
     void await_resume() const noexcept {}
 };
 
-[[nodiscard]] inline yield_awaiter yield() noexcept { return {}; }
+[[nodiscard]] inline yield_awaiter yield() noexcept {
+    return {};
+}
 
 } // namespace braid

@@ -59,7 +59,8 @@ template <class Condition>
 bool wait_until(Condition condition, std::chrono::milliseconds limit = hang_guard) {
     const auto deadline = std::chrono::steady_clock::now() + limit;
     while (!condition()) {
-        if (std::chrono::steady_clock::now() > deadline) return false;
+        if (std::chrono::steady_clock::now() > deadline)
+            return false;
         std::this_thread::sleep_for(1ms);
     }
     return true;
@@ -101,7 +102,9 @@ private:
 // The number of threads of this process (entries of /proc/self/task).
 inline std::size_t process_threads() {
     std::size_t n = 0;
-    for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator("/proc/self/task")) ++n;
+    for ([[maybe_unused]] const auto& entry :
+         std::filesystem::directory_iterator("/proc/self/task"))
+        ++n;
     return n;
 }
 
@@ -128,7 +131,9 @@ struct counted {
     }
     explicit counted(int v = 0) : value(v) { live().fetch_add(1, std::memory_order_relaxed); }
     counted(const counted& o) : value(o.value) { live().fetch_add(1, std::memory_order_relaxed); }
-    counted(counted&& o) noexcept : value(o.value) { live().fetch_add(1, std::memory_order_relaxed); }
+    counted(counted&& o) noexcept : value(o.value) {
+        live().fetch_add(1, std::memory_order_relaxed);
+    }
     counted& operator=(const counted&) = default;
     counted& operator=(counted&&) noexcept = default;
     ~counted() { live().fetch_sub(1, std::memory_order_relaxed); }

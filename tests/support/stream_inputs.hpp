@@ -40,10 +40,12 @@ struct take_log {
         const std::uint64_t asked = requested.load(std::memory_order_seq_cst);
         // `asked` is at least the consumer's true count (it is raised before
         // each request), so this never flags a correct map.
-        if (count > asked + buffer) over.store(true, std::memory_order_relaxed);
+        if (count > asked + buffer)
+            over.store(true, std::memory_order_relaxed);
         std::uint64_t worst = largest_gap.load(std::memory_order_relaxed);
         const std::uint64_t gap = count > asked ? count - asked : 0;
-        while (gap > worst && !largest_gap.compare_exchange_weak(worst, gap, std::memory_order_relaxed)) {
+        while (gap > worst &&
+               !largest_gap.compare_exchange_weak(worst, gap, std::memory_order_relaxed)) {
         }
     }
 
@@ -62,13 +64,13 @@ struct input_failure : std::runtime_error {
 };
 
 struct input_options {
-    std::uint64_t size = no_index;              // no_index: infinite
-    std::uint64_t throw_on_take = no_index;     // begin() / ++ throws when taking this item
-    std::uint64_t throw_on_read = no_index;     // operator* throws on this item
-    std::chrono::microseconds delay{0};         // per take
-    gate* hold = nullptr;                       // taking item hold_from or later waits for it
+    std::uint64_t size = no_index;          // no_index: infinite
+    std::uint64_t throw_on_take = no_index; // begin() / ++ throws when taking this item
+    std::uint64_t throw_on_read = no_index; // operator* throws on this item
+    std::chrono::microseconds delay{0};     // per take
+    gate* hold = nullptr;                   // taking item hold_from or later waits for it
     std::uint64_t hold_from = 0;
-    std::atomic<int>* inside = nullptr;         // counts threads inside begin() / ++ / *
+    std::atomic<int>* inside = nullptr; // counts threads inside begin() / ++ / *
 };
 
 class taking_input {
@@ -84,7 +86,8 @@ public:
         iterator() = default;
         std::uint64_t operator*() const {
             scope s(owner_);
-            if (index_ == owner_->options_.throw_on_read) throw input_failure(index_);
+            if (index_ == owner_->options_.throw_on_read)
+                throw input_failure(index_);
             return index_;
         }
         iterator& operator++() {
@@ -113,19 +116,25 @@ public:
 private:
     struct scope {
         explicit scope(const taking_input* in) : inside(in->options_.inside) {
-            if (inside) inside->fetch_add(1);
+            if (inside)
+                inside->fetch_add(1);
         }
         ~scope() {
-            if (inside) inside->fetch_sub(1);
+            if (inside)
+                inside->fetch_sub(1);
         }
         std::atomic<int>* inside;
     };
 
     void take(std::uint64_t index) {
-        if (index >= options_.size) return; // reaching the end takes nothing
-        if (options_.hold != nullptr && index >= options_.hold_from) options_.hold->wait();
-        if (options_.delay.count() > 0) std::this_thread::sleep_for(options_.delay);
-        if (index == options_.throw_on_take) throw input_failure(index);
+        if (index >= options_.size)
+            return; // reaching the end takes nothing
+        if (options_.hold != nullptr && index >= options_.hold_from)
+            options_.hold->wait();
+        if (options_.delay.count() > 0)
+            std::this_thread::sleep_for(options_.delay);
+        if (index == options_.throw_on_take)
+            throw input_failure(index);
         log_->reader.store(std::this_thread::get_id());
         log_->record_take(index + 1);
     }
@@ -167,12 +176,16 @@ public:
 
     private:
         friend class tapped;
-        iterator(tapped* owner, std::ranges::iterator_t<Range> it) : owner_(owner), it_(std::move(it)) {}
+        iterator(tapped* owner, std::ranges::iterator_t<Range> it)
+            : owner_(owner), it_(std::move(it)) {}
         void ensure() const {
-            if (checked_ == index_ + 1) return;
-            if (owner_->upstream_ != nullptr) owner_->upstream_->requested.store(index_ + 1);
+            if (checked_ == index_ + 1)
+                return;
+            if (owner_->upstream_ != nullptr)
+                owner_->upstream_->requested.store(index_ + 1);
             at_end_ = (it_ == std::ranges::end(owner_->range_));
-            if (!at_end_) owner_->log_->record_take(index_ + 1);
+            if (!at_end_)
+                owner_->log_->record_take(index_ + 1);
             checked_ = index_ + 1;
         }
         tapped* owner_ = nullptr;
@@ -198,7 +211,8 @@ auto read_counted(Results& results, std::size_t n, take_log& log) {
     auto it = results.begin();
     for (std::size_t k = 0; k < n; ++k) {
         log.requested.store(k + 1);
-        if (it == results.end()) break;
+        if (it == results.end())
+            break;
         out.push_back(*it);
         ++it;
     }

@@ -21,7 +21,7 @@
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define BRAID_FRAME_POOL 0
 #elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) ||                     \
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) ||                         \
     __has_feature(memory_sanitizer)
 #define BRAID_FRAME_POOL 0
 #endif
@@ -62,7 +62,7 @@ inline void free_block(void* block, [[maybe_unused]] std::size_t size) noexcept 
 
 #if BRAID_FRAME_POOL
 
-inline constexpr std::size_t frame_pool_granule = 16;  // sizes are rounded up to this
+inline constexpr std::size_t frame_pool_granule = 16; // sizes are rounded up to this
 inline constexpr std::size_t frame_pool_classes = 64; // pooled blocks: up to 1 KiB
 // Free blocks kept per class per thread: 32 KiB worth, and at least 32, so a
 // burst of hundreds of small frames or callbacks is served from the lists. A
@@ -148,7 +148,9 @@ BRAID_DETAIL_FRAME_POOL_INLINE void deallocate_frame(void* block, std::size_t si
 
 #else
 
-inline void* allocate_frame(std::size_t size) { return ::operator new(size); }
+inline void* allocate_frame(std::size_t size) {
+    return ::operator new(size);
+}
 inline void deallocate_frame(void* block, std::size_t size) noexcept {
     free_block(block, size);
 }

@@ -78,9 +78,9 @@ private:
     };
 
     template <class C>
-    static constexpr bool fits_inline = sizeof(C) <= inline_size &&
-                                        alignof(C) <= alignof(std::max_align_t) &&
-                                        std::is_nothrow_move_constructible_v<C>;
+    static constexpr bool fits_inline =
+        sizeof(C) <= inline_size && alignof(C) <= alignof(std::max_align_t) &&
+        std::is_nothrow_move_constructible_v<C>;
 
     template <class C>
     static constexpr operations inline_ops{
@@ -119,7 +119,8 @@ public:
     std::size_t size() const noexcept { return size_; }
 
     void push(thread_pool_task&& task) {
-        if (size_ == slots_.size()) grow();
+        if (size_ == slots_.size())
+            grow();
         slots_[(head_ + size_) & (slots_.size() - 1)] = std::move(task);
         ++size_;
     }

@@ -26,7 +26,8 @@
 
 namespace braid::detail {
 
-inline constexpr std::uint32_t slot_input = 1;   // a claimed input was skipped (map stopped) and is still there
+inline constexpr std::uint32_t slot_input =
+    1; // a claimed input was skipped (map stopped) and is still there
 inline constexpr std::uint32_t slot_value = 2;   // value holds f's result
 inline constexpr std::uint32_t slot_error = 4;   // error holds f's exception
 inline constexpr std::uint32_t slot_waiting = 8; // the consumer sleeps on this slot
@@ -54,8 +55,8 @@ struct stream_ring {
     // published (the producer links a ring before it publishes into it).
     static stream_ring* find(stream_ring* ring, std::uint64_t seq) noexcept {
         // acquire: pairs with the producer's release of `next`.
-        for (stream_ring* n = ring->next.load(std::memory_order_acquire); n != nullptr && seq >= n->start;
-             n = ring->next.load(std::memory_order_acquire)) {
+        for (stream_ring* n = ring->next.load(std::memory_order_acquire);
+             n != nullptr && seq >= n->start; n = ring->next.load(std::memory_order_acquire)) {
             ring = n;
         }
         return ring;
@@ -93,7 +94,8 @@ bool stream_channel<T>::fetch(std::uint64_t seq, std::optional<T>& out) {
         if (seq >= published_seen_) {
             published_seen_ = published(wait_published(seq));
             if (seq >= published_seen_) {
-                if (end_reason_ == stream_end::exhausted) return false;
+                if (end_reason_ == stream_end::exhausted)
+                    return false;
                 throw_at_end(where);
             }
         }
@@ -106,14 +108,17 @@ bool stream_channel<T>::fetch(std::uint64_t seq, std::optional<T>& out) {
     if ((state & done) == 0) {
         stream_backoff backoff;
         // acquire (here and in the sleep below): as above.
-        while ((state & done) == 0 && backoff.pause()) state = slot.state.load(std::memory_order_acquire);
+        while ((state & done) == 0 && backoff.pause())
+            state = slot.state.load(std::memory_order_acquire);
         if ((state & done) == 0) {
-            consumer_sleep([&] { return ((state = slot.state.load(std::memory_order_acquire)) & done) != 0; },
-                           [&] {
-                               // acq_rel: the worker's exchange after this one sees the flag.
-                               slot.state.fetch_or(slot_waiting, std::memory_order_acq_rel);
-                           });
-            if ((state & done) == 0) throw_shut_down(where); // abandoned
+            consumer_sleep(
+                [&] { return ((state = slot.state.load(std::memory_order_acquire)) & done) != 0; },
+                [&] {
+                    // acq_rel: the worker's exchange after this one sees the flag.
+                    slot.state.fetch_or(slot_waiting, std::memory_order_acq_rel);
+                });
+            if ((state & done) == 0)
+                throw_shut_down(where); // abandoned
         }
     }
     if ((state & slot_value) != 0) {

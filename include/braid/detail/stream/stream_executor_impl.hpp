@@ -33,9 +33,10 @@ private:
 
 inline stream_executor::~stream_executor() {
     if (is_own_thread()) {
-        std::fputs("braid::stream_executor::~stream_executor: called from one of the executor's own "
-                   "threads, which would wait for itself\n",
-                   stderr);
+        std::fputs(
+            "braid::stream_executor::~stream_executor: called from one of the executor's own "
+            "threads, which would wait for itself\n",
+            stderr);
         std::terminate();
     }
     shutdown();
@@ -45,11 +46,14 @@ template <class F, class... Args>
     requires detail::stream_map_arguments<Args...>
 auto stream_executor::map(F&& f, Args&&... args) {
     constexpr std::size_t count = sizeof...(Args);
-    constexpr bool has_buffer = detail::stream_buffer_argument<std::tuple_element_t<count - 1, std::tuple<Args...>>>;
+    constexpr bool has_buffer =
+        detail::stream_buffer_argument<std::tuple_element_t<count - 1, std::tuple<Args...>>>;
     std::tuple<Args&&...> all(std::forward<Args>(args)...);
     stream_buffer buffer = default_buffer_size;
-    if constexpr (has_buffer) buffer = stream_buffer(std::get<count - 1>(all));
-    return start_map(std::forward<F>(f), buffer, std::make_index_sequence<has_buffer ? count - 1 : count>{},
+    if constexpr (has_buffer)
+        buffer = stream_buffer(std::get<count - 1>(all));
+    return start_map(std::forward<F>(f), buffer,
+                     std::make_index_sequence < has_buffer ? count - 1 : count > {},
                      std::move(all));
 }
 
@@ -59,40 +63,51 @@ auto stream_executor::start_map(F&& f, stream_buffer buffer, std::index_sequence
     using function = std::decay_t<F>;
     using held = std::tuple<detail::stream_held_t<std::tuple_element_t<I, inputs>>...>;
     constexpr bool zipped = sizeof...(I) > 1;
-    using in = std::conditional_t<zipped, std::tuple<std::ranges::range_value_t<std::tuple_element_t<I, held>>...>,
-                                  std::ranges::range_value_t<std::tuple_element_t<0, held>>>;
-    static_assert(std::is_invocable_v<const function&, std::ranges::range_value_t<std::tuple_element_t<I, held>>&&...>,
-                  "braid::stream_executor::map: f must be callable as a const object with the input values "
-                  "(as rvalues): it runs on several workers at once, so a mutable lambda, which would race "
-                  "with itself, is refused");
-    using raw_result = std::invoke_result_t<const function&, std::ranges::range_value_t<std::tuple_element_t<I, held>>&&...>;
-    static_assert(!std::is_void_v<raw_result>,
-                  "braid::stream_executor::map: f returns void, but map yields one value per input; "
-                  "return a value, or use submit()");
+    using in =
+        std::conditional_t<zipped,
+                           std::tuple<std::ranges::range_value_t<std::tuple_element_t<I, held>>...>,
+                           std::ranges::range_value_t<std::tuple_element_t<0, held>>>;
+    static_assert(
+        std::is_invocable_v<const function&,
+                            std::ranges::range_value_t<std::tuple_element_t<I, held>>&&...>,
+        "braid::stream_executor::map: f must be callable as a const object with the input values "
+        "(as rvalues): it runs on several workers at once, so a mutable lambda, which would race "
+        "with itself, is refused");
+    using raw_result =
+        std::invoke_result_t<const function&,
+                             std::ranges::range_value_t<std::tuple_element_t<I, held>>&&...>;
+    static_assert(
+        !std::is_void_v<raw_result>,
+        "braid::stream_executor::map: f returns void, but map yields one value per input; "
+        "return a value, or use submit()");
     using result = std::remove_cvref_t<raw_result>;
     static_assert(std::move_constructible<result>,
                   "braid::stream_executor::map: f's result must be move-constructible");
 
     if (buffer.negative_ || buffer.size() == 0) {
-        throw std::invalid_argument("braid::stream_executor::map: buffer_size must be at least 1 (got " +
-                                    std::string(buffer.negative_ ? "a negative number" : "0") +
-                                    "); pass a positive count or braid::unbounded");
+        throw std::invalid_argument(
+            "braid::stream_executor::map: buffer_size must be at least 1 (got " +
+            std::string(buffer.negative_ ? "a negative number" : "0") +
+            "); pass a positive count or braid::unbounded");
     }
     check_running("braid::stream_executor::map");
 
-    constexpr bool referenced = (... || std::is_lvalue_reference_v<std::tuple_element_t<I, inputs>>);
+    constexpr bool referenced =
+        (... || std::is_lvalue_reference_v<std::tuple_element_t<I, inputs>>);
     using state_type = detail::stream_map_state<result, function, in, zipped>;
     using job_type = detail::stream_producer_job_for<state_type, std::tuple_element_t<I, held>...>;
     auto state = std::make_shared<state_type>(pool_, std::forward<F>(f), buffer.size(), referenced);
-    auto job = std::make_unique<job_type>(state, std::forward<std::tuple_element_t<I, inputs>>(std::get<I>(args))...);
+    auto job = std::make_unique<job_type>(
+        state, std::forward<std::tuple_element_t<I, inputs>>(std::get<I>(args))...);
     {
         std::lock_guard lock(mutex_);
         if (shut_down_) {
-            throw executor_shut_down(
-                "braid::stream_executor::map: the executor has been shut down and takes no more work");
+            throw executor_shut_down("braid::stream_executor::map: the executor has been shut down "
+                                     "and takes no more work");
         }
         if (maps_.size() >= prune_at_) {
-            std::erase_if(maps_, [](const std::weak_ptr<detail::stream_state>& m) { return m.expired(); });
+            std::erase_if(maps_,
+                          [](const std::weak_ptr<detail::stream_state>& m) { return m.expired(); });
             prune_at_ = std::max<std::size_t>(64, 2 * maps_.size());
         }
         maps_.push_back(state);
@@ -103,8 +118,9 @@ auto stream_executor::start_map(F&& f, stream_buffer buffer, std::index_sequence
 
 inline void stream_executor::shutdown() {
     if (is_own_thread()) {
-        throw usage_error("braid::stream_executor::shutdown: called from one of the executor's own threads, "
-                          "which would wait for itself; call it from another thread");
+        throw usage_error(
+            "braid::stream_executor::shutdown: called from one of the executor's own threads, "
+            "which would wait for itself; call it from another thread");
     }
     std::lock_guard once(shutdown_mutex_);
     std::vector<std::shared_ptr<detail::stream_state>> live;
@@ -112,11 +128,13 @@ inline void stream_executor::shutdown() {
         std::lock_guard lock(mutex_);
         shut_down_ = true;
         for (const auto& map : maps_) {
-            if (auto state = map.lock()) live.push_back(std::move(state));
+            if (auto state = map.lock())
+                live.push_back(std::move(state));
         }
         maps_.clear();
     }
-    for (const auto& state : live) state->request_stop();
+    for (const auto& state : live)
+        state->request_stop();
     live.clear();
     producers_.shutdown(); // every producer has stopped taking input
     pool_.shutdown();      // running f calls and submitted tasks finish

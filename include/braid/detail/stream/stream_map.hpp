@@ -55,7 +55,8 @@ class stream_map_state final : public stream_channel<T> {
 public:
     template <class G>
     stream_map_state(thread_pool& pool, G&& f, std::uint64_t buffer, bool input_is_referenced)
-        : base(buffer, pool.thread_count(), input_is_referenced), pool_(pool), f_(std::forward<G>(f)) {
+        : base(buffer, pool.thread_count(), input_is_referenced), pool_(pool),
+          f_(std::forward<G>(f)) {
         rings_.reserve(64);
         rings_.push_back(std::make_unique<ring>(0, std::min<std::uint64_t>(largest_ring(), 64)));
         first_ring_ = producer_ring_ = rings_.back().get();
@@ -66,7 +67,8 @@ public:
 
     // The producer thread's whole job; `self` is this state, for drainers.
     template <class... Ranges>
-    void produce(const std::shared_ptr<stream_map_state>& self, std::tuple<Ranges...>& inputs) noexcept;
+    void produce(const std::shared_ptr<stream_map_state>& self,
+                 std::tuple<Ranges...>& inputs) noexcept;
 
 private:
     static constexpr std::uint64_t chunk_target_ns = 20'000;
@@ -96,7 +98,7 @@ private:
     const F f_;
     std::vector<std::unique_ptr<ring>> rings_; // the producer's, then the destructor's
     ring* first_ring_ = nullptr;
-    ring* producer_ring_ = nullptr;            // producer only
+    ring* producer_ring_ = nullptr; // producer only
     // Recent cost of one f call, for chunk sizes; starts as "slow" so the
     // first items are spread over all workers.
     alignas(stream_cache_line) std::atomic<std::uint64_t> item_ns_{chunk_target_ns};
@@ -128,9 +130,11 @@ void stream_map_state<T, F, In, Zipped>::produce(const std::shared_ptr<stream_ma
 template <class T, class F, class In, bool Zipped>
 template <class... Ranges, std::size_t... I>
 void stream_map_state<T, F, In, Zipped>::produce_all(const std::shared_ptr<stream_map_state>& self,
-                                                     std::tuple<Ranges...>& inputs, stream_end& reason,
+                                                     std::tuple<Ranges...>& inputs,
+                                                     stream_end& reason,
                                                      std::index_sequence<I...>) {
-    if (this->stopped()) return;
+    if (this->stopped())
+        return;
     // Braced lists evaluate left to right: ranges are started in order.
     std::tuple<std::ranges::iterator_t<Ranges>...> its{std::ranges::begin(std::get<I>(inputs))...};
     std::tuple<std::ranges::sentinel_t<Ranges>...> ends{std::ranges::end(std::get<I>(inputs))...};
@@ -144,7 +148,8 @@ void stream_map_state<T, F, In, Zipped>::produce_all(const std::shared_ptr<strea
         } else {
             // Room first, then advance: an input whose ++ does the work (a
             // generator) is not asked for an item the bound does not allow.
-            if (!this->wait_for_room(seq, consumed)) return;
+            if (!this->wait_for_room(seq, consumed))
+                return;
             // Like a zip: stop at the first range that ends.
             if ((... || (++std::get<I>(its) == std::get<I>(ends)))) {
                 reason = stream_end::exhausted;
@@ -163,15 +168,18 @@ void stream_map_state<T, F, In, Zipped>::produce_all(const std::shared_ptr<strea
 }
 
 template <class T, class F, class In, bool Zipped>
-auto stream_map_state<T, F, In, Zipped>::ring_for(std::uint64_t seq, std::uint64_t consumed) -> ring* {
+auto stream_map_state<T, F, In, Zipped>::ring_for(std::uint64_t seq, std::uint64_t consumed)
+    -> ring* {
     ring* r = producer_ring_;
     // The slot is free if this ring never held an earlier item there, or if
     // the consumer has taken that item (seq - capacity < consumed). `consumed`
     // may be old: look again before growing.
-    if (seq - r->start < r->capacity() || seq - consumed < r->capacity()) return r;
+    if (seq - r->start < r->capacity() || seq - consumed < r->capacity())
+        return r;
     // acquire: as in wait_for_room().
     consumed = this->cons_.load(std::memory_order_acquire) >> 1;
-    if (seq - consumed < r->capacity()) return r;
+    if (seq - consumed < r->capacity())
+        return r;
     // Here capacity < buffer (else the bound would have left room): grow.
     auto fresh = std::make_unique<ring>(seq, std::min(2 * r->capacity(), largest_ring()));
     ring* added = fresh.get();
@@ -183,18 +191,22 @@ auto stream_map_state<T, F, In, Zipped>::ring_for(std::uint64_t seq, std::uint64
 }
 
 template <class T, class F, class In, bool Zipped>
-void stream_map_state<T, F, In, Zipped>::wake_drainers(const std::shared_ptr<stream_map_state>& self) {
+void stream_map_state<T, F, In, Zipped>::wake_drainers(
+    const std::shared_ptr<stream_map_state>& self) {
     // seq_cst: with publish(), a Dekker pair against a leaving drainer's
     // fetch_sub + has_unclaimed(): either it sees our item or we see it gone.
     const std::uint64_t life = this->life_.load(std::memory_order_seq_cst);
     const std::uint64_t drainers = (life >> 1) - 1; // the producer is counted too
-    if (drainers >= this->max_drainers_) return;
+    if (drainers >= this->max_drainers_)
+        return;
     // Another drainer only when every current one is inside f; an idle one
     // is about to claim what we just published, and a drainer that claims
     // while more work waits recruits the next one itself.
     // relaxed: a heuristic; recruit() and drain()'s last look make up for it.
-    if (drainers > 0 && this->in_f_.load(std::memory_order_relaxed) < drainers) return;
-    if (!add_drainer()) return;
+    if (drainers > 0 && this->in_f_.load(std::memory_order_relaxed) < drainers)
+        return;
+    if (!add_drainer())
+        return;
     try {
         pool_.post([self]() noexcept { self->drain(); });
     } catch (...) {
@@ -209,15 +221,18 @@ bool stream_map_state<T, F, In, Zipped>::add_drainer() noexcept {
     std::uint64_t life = this->life_.load(std::memory_order_seq_cst);
     do {
         // life >> 1 counts the producer (if still running) and the drainers.
-        if ((life & stream_state::life_stop) != 0 || (life >> 1) > this->max_drainers_) return false;
+        if ((life & stream_state::life_stop) != 0 || (life >> 1) > this->max_drainers_)
+            return false;
         // seq_cst: as the load above.
-    } while (!this->life_.compare_exchange_weak(life, life + stream_state::life_unit, std::memory_order_seq_cst));
+    } while (!this->life_.compare_exchange_weak(life, life + stream_state::life_unit,
+                                                std::memory_order_seq_cst));
     return true;
 }
 
 template <class T, class F, class In, bool Zipped>
 void stream_map_state<T, F, In, Zipped>::recruit() noexcept {
-    if (!add_drainer()) return;
+    if (!add_drainer())
+        return;
     try {
         // The caller is a drainer, so a shared_ptr owner keeps us alive; the
         // new drainer needs its own.
@@ -236,20 +251,24 @@ void stream_map_state<T, F, In, Zipped>::drain() noexcept {
     for (;;) {
         std::uint64_t first = 0;
         if (const std::uint64_t count = claim(first); count > 0) {
-            if (has_unclaimed()) recruit();
+            if (has_unclaimed())
+                recruit();
             run_chunk(first, count, cache);
             continue;
         }
-        if (linger()) continue;
+        if (linger())
+            continue;
         // Leave, then look once more: the producer may have published after
         // our last look while it still counted us, and so queued no drainer.
         // seq_cst: see wake_drainers().
-        std::uint64_t life = this->life_.fetch_sub(stream_state::life_unit, std::memory_order_seq_cst);
+        std::uint64_t life =
+            this->life_.fetch_sub(stream_state::life_unit, std::memory_order_seq_cst);
         if ((life >> 1) == 1 && (life & stream_state::life_stop) != 0) {
             this->abandon();
             return;
         }
-        if (!has_unclaimed() || !add_drainer()) return;
+        if (!has_unclaimed() || !add_drainer())
+            return;
     }
 }
 
@@ -259,18 +278,22 @@ std::uint64_t stream_map_state<T, F, In, Zipped>::claim(std::uint64_t& first) no
     std::uint64_t claimed = this->claimed_.load(std::memory_order_relaxed);
     for (;;) {
         // acquire: pairs with publish(); seq_cst on limit_: see request_stop().
-        const std::uint64_t available_end = std::min(stream_state::published(this->pub_.load(std::memory_order_acquire)),
-                                                     this->limit_.load(std::memory_order_seq_cst));
-        if (claimed >= available_end) return 0;
+        const std::uint64_t available_end =
+            std::min(stream_state::published(this->pub_.load(std::memory_order_acquire)),
+                     this->limit_.load(std::memory_order_seq_cst));
+        if (claimed >= available_end)
+            return 0;
         const std::uint64_t available = available_end - claimed;
         // relaxed: a cost estimate.
-        const std::uint64_t by_cost =
-            std::clamp<std::uint64_t>(chunk_target_ns / std::max<std::uint64_t>(item_ns_.load(std::memory_order_relaxed), 1),
-                                      1, max_chunk);
-        const std::uint64_t fair_share = std::max<std::uint64_t>(1, available / this->max_drainers_);
+        const std::uint64_t by_cost = std::clamp<std::uint64_t>(
+            chunk_target_ns / std::max<std::uint64_t>(item_ns_.load(std::memory_order_relaxed), 1),
+            1, max_chunk);
+        const std::uint64_t fair_share =
+            std::max<std::uint64_t>(1, available / this->max_drainers_);
         const std::uint64_t count = std::min({available, by_cost, fair_share});
         // relaxed: as the load above.
-        if (this->claimed_.compare_exchange_weak(claimed, claimed + count, std::memory_order_relaxed)) {
+        if (this->claimed_.compare_exchange_weak(claimed, claimed + count,
+                                                 std::memory_order_relaxed)) {
             first = claimed;
             return count;
         }
@@ -303,7 +326,8 @@ void stream_map_state<T, F, In, Zipped>::run_chunk(std::uint64_t first, std::uin
         try {
             if constexpr (Zipped) {
                 ::new (static_cast<void*>(&slot.value)) T(std::apply(
-                    [this](auto&... args) -> T { return std::invoke(f_, std::move(args)...); }, input));
+                    [this](auto&... args) -> T { return std::invoke(f_, std::move(args)...); },
+                    input));
             } else {
                 ::new (static_cast<void*>(&slot.value)) T(std::invoke(f_, std::move(input)));
             }
@@ -320,8 +344,10 @@ void stream_map_state<T, F, In, Zipped>::run_chunk(std::uint64_t first, std::uin
         }
     }
     if (ran > 0) {
-        const auto ns = static_cast<std::uint64_t>(
-            std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - started).count());
+        const auto ns =
+            static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                           std::chrono::steady_clock::now() - started)
+                                           .count());
         // relaxed: a cost estimate; a lost update only delays adapting.
         const std::uint64_t old = item_ns_.load(std::memory_order_relaxed);
         item_ns_.store((old + ns / ran) / 2, std::memory_order_relaxed);
@@ -332,8 +358,9 @@ void stream_map_state<T, F, In, Zipped>::run_chunk(std::uint64_t first, std::uin
 template <class T, class F, class In, bool Zipped>
 bool stream_map_state<T, F, In, Zipped>::has_unclaimed() const noexcept {
     // seq_cst: see wake_drainers().
-    const std::uint64_t end = std::min(stream_state::published(this->pub_.load(std::memory_order_seq_cst)),
-                                       this->limit_.load(std::memory_order_seq_cst));
+    const std::uint64_t end =
+        std::min(stream_state::published(this->pub_.load(std::memory_order_seq_cst)),
+                 this->limit_.load(std::memory_order_seq_cst));
     // relaxed: see claim().
     return this->claimed_.load(std::memory_order_relaxed) < end;
 }
@@ -345,8 +372,10 @@ bool stream_map_state<T, F, In, Zipped>::linger() const noexcept {
     // leaves at once when other work waits for its worker.
     stream_backoff backoff;
     while (backoff.pause()) {
-        if (has_unclaimed()) return true;
-        if (pool_.queued_count() > 0 || this->stopped()) return false;
+        if (has_unclaimed())
+            return true;
+        if (pool_.queued_count() > 0 || this->stopped())
+            return false;
     }
     return false;
 }
@@ -355,7 +384,8 @@ template <class T, class F, class In, bool Zipped>
 void stream_map_state<T, F, In, Zipped>::lower_limit(std::uint64_t limit) noexcept {
     // seq_cst: see request_stop().
     std::uint64_t current = this->limit_.load(std::memory_order_seq_cst);
-    while (limit < current && !this->limit_.compare_exchange_weak(current, limit, std::memory_order_seq_cst)) {
+    while (limit < current &&
+           !this->limit_.compare_exchange_weak(current, limit, std::memory_order_seq_cst)) {
     }
 }
 
@@ -365,17 +395,23 @@ stream_map_state<T, F, In, Zipped>::~stream_map_state() {
     // reads see everything. Free what is still in [consumed, published).
     // relaxed: as said.
     const std::uint64_t consumed = this->cons_.load(std::memory_order_relaxed) >> 1;
-    const std::uint64_t published = stream_state::published(this->pub_.load(std::memory_order_relaxed));
+    const std::uint64_t published =
+        stream_state::published(this->pub_.load(std::memory_order_relaxed));
     const std::uint64_t claimed = this->claimed_.load(std::memory_order_relaxed);
     for (std::size_t i = 0; i < rings_.size(); ++i) {
         ring& r = *rings_[i];
         const std::uint64_t end = i + 1 < rings_.size() ? rings_[i + 1]->start : published;
-        for (std::uint64_t seq = std::max(r.start, consumed); seq < std::min(end, published); ++seq) {
+        for (std::uint64_t seq = std::max(r.start, consumed); seq < std::min(end, published);
+             ++seq) {
             stream_slot<T>& slot = r.slot(seq);
-            const std::uint32_t state = slot.state.load(std::memory_order_relaxed); // relaxed: as said
-            if (seq >= claimed || (state & slot_input) != 0) std::destroy_at(&r.input(seq));
-            if ((state & slot_value) != 0) std::destroy_at(&slot.value);
-            if ((state & slot_error) != 0) std::destroy_at(&slot.error);
+            const std::uint32_t state =
+                slot.state.load(std::memory_order_relaxed); // relaxed: as said
+            if (seq >= claimed || (state & slot_input) != 0)
+                std::destroy_at(&r.input(seq));
+            if ((state & slot_value) != 0)
+                std::destroy_at(&slot.value);
+            if ((state & slot_error) != 0)
+                std::destroy_at(&slot.error);
         }
     }
 }

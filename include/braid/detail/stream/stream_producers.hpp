@@ -59,10 +59,10 @@ private:
     std::mutex mutex_;
     std::condition_variable job_available_;
     std::deque<std::unique_ptr<stream_producer_job>> jobs_; // guarded by mutex_
-    std::size_t idle_ = 0;                                   // guarded by mutex_
-    bool stopping_ = false;                                  // guarded by mutex_
-    thread_list threads_;                                    // guarded by mutex_
-    std::vector<std::thread> retired_;                       // guarded by mutex_: exited, to be joined
+    std::size_t idle_ = 0;                                  // guarded by mutex_
+    bool stopping_ = false;                                 // guarded by mutex_
+    thread_list threads_;                                   // guarded by mutex_
+    std::vector<std::thread> retired_; // guarded by mutex_: exited, to be joined
     const std::size_t max_idle_;
 };
 
@@ -73,8 +73,8 @@ inline void stream_producers::run(std::unique_ptr<stream_producer_job> job) {
     {
         std::lock_guard lock(mutex_);
         if (stopping_) {
-            throw executor_shut_down(
-                "braid::stream_executor::map: the executor has been shut down and takes no more work");
+            throw executor_shut_down("braid::stream_executor::map: the executor has been shut down "
+                                     "and takes no more work");
         }
         jobs_.push_back(std::move(job));
         if (jobs_.size() > idle_) {
@@ -95,7 +95,8 @@ inline void stream_producers::run(std::unique_ptr<stream_producer_job> job) {
         }
         to_join.swap(retired_);
     }
-    for (std::thread& t : to_join) t.join(); // they have left serve(); this is short
+    for (std::thread& t : to_join)
+        t.join(); // they have left serve(); this is short
 }
 
 inline void stream_producers::shutdown() {
@@ -115,9 +116,12 @@ inline void stream_producers::shutdown() {
             threads.splice(threads.end(), threads_);
             retired.swap(retired_);
         }
-        if (threads.empty() && retired.empty()) break;
-        for (std::thread& t : threads) t.join();
-        for (std::thread& t : retired) t.join();
+        if (threads.empty() && retired.empty())
+            break;
+        for (std::thread& t : threads)
+            t.join();
+        for (std::thread& t : retired)
+            t.join();
         threads.clear();
         retired.clear();
     }
@@ -136,7 +140,8 @@ inline void stream_producers::serve(thread_list::iterator self) noexcept {
             lock.lock();
             continue;
         }
-        if (stopping_) return;
+        if (stopping_)
+            return;
         if (idle_ >= max_idle_) {
             // Retire: hand our std::thread to whoever joins next.
             retired_.push_back(std::move(*self));

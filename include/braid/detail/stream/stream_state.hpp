@@ -133,7 +133,8 @@ protected:
     alignas(stream_cache_line) std::atomic<std::uint64_t> limit_{unbounded};
     std::atomic<std::uint64_t> life_{life_unit}; // the producer is counted from the start
     std::atomic<bool> abandoned_{false};
-    alignas(stream_cache_line) std::atomic<std::uint32_t> in_f_{0}; // drainers inside a chunk of f calls
+    alignas(stream_cache_line) std::atomic<std::uint32_t> in_f_{
+        0}; // drainers inside a chunk of f calls
 
     const std::uint64_t buffer_;
     const std::size_t max_drainers_;
@@ -146,9 +147,10 @@ protected:
     std::mutex mutex_;
     std::condition_variable consumer_cv_;
     std::condition_variable producer_cv_;
-    std::condition_variable idle_cv_;       // drop() waits here
-    bool input_released_ = false;           // guarded by mutex_
-    stream_state* interrupt_target_ = nullptr; // guarded by mutex_: the braid input our producer waits in
+    std::condition_variable idle_cv_; // drop() waits here
+    bool input_released_ = false;     // guarded by mutex_
+    stream_state* interrupt_target_ =
+        nullptr; // guarded by mutex_: the braid input our producer waits in
 
     // Nothing will write a result any more although the consumer may still
     // wait for one (the executor stopped the map): wake it to report that.
@@ -164,14 +166,17 @@ inline void stream_state::request_stop() noexcept {
     // acq_rel: one total order with leave(); whoever brings the count to zero
     // with the stop bit set abandons the map, exactly once or harmlessly twice.
     const std::uint64_t before = life_.fetch_or(life_stop, std::memory_order_acq_rel);
-    if ((before >> 1) == 0) abandon();
+    if ((before >> 1) == 0)
+        abandon();
     {
         std::lock_guard lock(mutex_);
         // Our producer may be asleep inside a braid input: wake it there. Lock
         // order is always downstream before upstream, and the producer holds
         // only one of the two at a time, so this cannot deadlock.
         if (interrupt_target_ != nullptr) {
-            { std::lock_guard upstream(interrupt_target_->mutex_); }
+            {
+                std::lock_guard upstream(interrupt_target_->mutex_);
+            }
             interrupt_target_->consumer_cv_.notify_all();
         }
     }
@@ -203,12 +208,15 @@ inline bool stream_state::wait_for_room(std::uint64_t seq, std::uint64_t& consum
     }
     // acquire: the consumer's release of the slots it consumed happens before
     // we reuse them.
-    if (has_room(cons_.load(std::memory_order_acquire))) return needed();
+    if (has_room(cons_.load(std::memory_order_acquire)))
+        return needed();
     stream_backoff backoff;
     while (backoff.pause()) {
-        if (!needed()) return false;
+        if (!needed())
+            return false;
         // acquire: as above.
-        if (has_room(cons_.load(std::memory_order_acquire))) return true;
+        if (has_room(cons_.load(std::memory_order_acquire)))
+            return true;
     }
     // relaxed: published to the consumer by the fetch_or below.
     wake_at_.store(seq - buffer_ + 1, std::memory_order_relaxed);
@@ -216,14 +224,17 @@ inline bool stream_state::wait_for_room(std::uint64_t seq, std::uint64_t& consum
     for (;;) {
         // acq_rel: releases wake_at_ to the consumer, acquires its slots.
         const std::uint64_t cons = cons_.fetch_or(cons_producer_waiting, std::memory_order_acq_rel);
-        if (!needed()) break;
-        if (has_room(cons)) break;
+        if (!needed())
+            break;
+        if (has_room(cons))
+            break;
         producer_cv_.wait(lock);
     }
     // relaxed: only clears our own flag; a stale flag costs one spurious notify.
     cons_.fetch_and(~cons_producer_waiting, std::memory_order_relaxed);
     lock.unlock();
-    if (!needed()) return false;
+    if (!needed())
+        return false;
     // acquire: as above.
     return has_room(cons_.load(std::memory_order_acquire));
 }
@@ -232,7 +243,8 @@ inline void stream_state::publish() noexcept {
     // acq_rel: releases the input just written to its slot (to workers, who
     // acquire pub_) and sees whether the consumer is asleep.
     const std::uint64_t before = pub_.fetch_add(pub_unit, std::memory_order_acq_rel);
-    if ((before & pub_consumer_waiting) != 0) notify_consumer();
+    if ((before & pub_consumer_waiting) != 0)
+        notify_consumer();
 }
 
 inline void stream_state::end_production(stream_end reason, std::exception_ptr error) noexcept {
@@ -240,7 +252,8 @@ inline void stream_state::end_production(stream_end reason, std::exception_ptr e
     input_error_ = std::move(error);
     // acq_rel: releases end_reason_ and input_error_ to the consumer.
     const std::uint64_t before = pub_.fetch_or(pub_ended, std::memory_order_acq_rel);
-    if ((before & pub_consumer_waiting) != 0) notify_consumer();
+    if ((before & pub_consumer_waiting) != 0)
+        notify_consumer();
 }
 
 inline void stream_state::release_input() noexcept {
@@ -254,7 +267,8 @@ inline void stream_state::release_input() noexcept {
 inline void stream_state::leave() noexcept {
     // acq_rel: see request_stop().
     const std::uint64_t before = life_.fetch_sub(life_unit, std::memory_order_acq_rel);
-    if ((before >> 1) == 1 && (before & life_stop) != 0) abandon();
+    if ((before >> 1) == 1 && (before & life_stop) != 0)
+        abandon();
 }
 
 inline void stream_state::abandon() noexcept {
@@ -270,7 +284,9 @@ inline void stream_state::abandon() noexcept {
 inline void stream_state::f_calls_done() noexcept {
     // seq_cst: see request_stop().
     if (in_f_.fetch_sub(1, std::memory_order_seq_cst) == 1 && stopped()) {
-        { std::lock_guard lock(mutex_); }
+        {
+            std::lock_guard lock(mutex_);
+        }
         idle_cv_.notify_all();
     }
 }
@@ -282,8 +298,10 @@ inline std::uint64_t stream_state::wait_published(std::uint64_t seq) {
     // acquire: pairs with publish() / end_production().
     std::uint64_t pub = pub_.load(std::memory_order_acquire);
     stream_backoff backoff;
-    while (!ready(pub) && backoff.pause()) pub = pub_.load(std::memory_order_acquire);
-    if (ready(pub)) return pub;
+    while (!ready(pub) && backoff.pause())
+        pub = pub_.load(std::memory_order_acquire);
+    if (ready(pub))
+        return pub;
     // acquire: as above.
     consumer_sleep([&] { return ready(pub = pub_.load(std::memory_order_acquire)); },
                    [&] {
@@ -307,7 +325,8 @@ void stream_state::consumer_sleep(Ready ready, Arm arm) {
         std::unique_lock lock(mutex_);
         for (;;) {
             arm();
-            if (ready() || abandoned()) break;
+            if (ready() || abandoned())
+                break;
             if (downstream != nullptr && downstream->stopped()) {
                 interrupted = true;
                 break;
@@ -319,14 +338,16 @@ void stream_state::consumer_sleep(Ready ready, Arm arm) {
         std::lock_guard lock(downstream->mutex_);
         downstream->interrupt_target_ = nullptr;
     }
-    if (interrupted) throw stream_interrupted{};
+    if (interrupted)
+        throw stream_interrupted{};
 }
 
 inline void stream_state::throw_at_end(const char* where) {
     request_stop();
     // Moved out, not copied: the last reference to an exception then dies on
     // the reader's thread, not on whichever thread frees this state.
-    if (end_reason_ == stream_end::input_error) std::rethrow_exception(std::move(input_error_));
+    if (end_reason_ == stream_end::input_error)
+        std::rethrow_exception(std::move(input_error_));
     throw_shut_down(where);
 }
 
@@ -341,8 +362,11 @@ inline void stream_state::note_consumed(std::uint64_t count) noexcept {
     // acq_rel: releases the slot just emptied to the producer; sees its flag.
     const std::uint64_t before = cons_.fetch_add(cons_unit, std::memory_order_acq_rel);
     // relaxed: wake_at_ was published by the RMW that set the flag we saw.
-    if ((before & cons_producer_waiting) != 0 && count >= wake_at_.load(std::memory_order_relaxed)) {
-        { std::lock_guard lock(mutex_); }
+    if ((before & cons_producer_waiting) != 0 &&
+        count >= wake_at_.load(std::memory_order_relaxed)) {
+        {
+            std::lock_guard lock(mutex_);
+        }
         producer_cv_.notify_all();
     }
 }

@@ -3,11 +3,15 @@
 
 // Everything public in braid, in one include.
 
+#include <braid/clock.hpp>
 #include <braid/errors.hpp>
 #include <braid/event_loop.hpp>
 #include <braid/policy.hpp>
+#include <braid/run_in.hpp>
+#include <braid/sleep.hpp>
 #include <braid/stream_executor.hpp>
 #include <braid/task.hpp>
 #include <braid/thread_pool.hpp>
+#include <braid/timer.hpp>
 #include <braid/version.hpp>
 #include <braid/yield.hpp>

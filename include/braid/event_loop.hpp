@@ -10,8 +10,14 @@
 //   loop.spawn(t);              // t keeps observing the task
 //   loop.spawn(make_task());    // fire-and-forget: the loop keeps it alive
 //   loop.call_soon(f, args...); // a plain callback, after what is queued
-//   loop.run();                 // until nothing is ready
+//   loop.call_later(2s, f);     // a callback in two seconds (see timer.hpp)
+//   loop.call_soon_threadsafe(f); // from any thread
+//   loop.run();                 // until nothing can make progress
 //   loop.run_until_complete(t); // until t is done; returns its result
+//   loop.run_forever();         // until loop.stop()
+//
+// Inside tasks: co_await braid::yield(), braid::sleep_for(d), and
+// braid::run_in(pool, f) to run f on another thread without blocking.
 //
 // Ownership: the loop owns each spawned task until it finishes. Destroying the
 // loop frees the tasks it still owns without running them further (their
@@ -26,15 +32,25 @@
 // set_exception_handler replaces it (for example to log and go on).
 //
 // Threads: everything, including the tasks' bodies, runs on the thread that
-// calls run(); the loop and its tasks must only be used from that thread.
+// calls run(); the loop and its tasks must only be used from that thread,
+// except call_soon_threadsafe() and stop(), which any thread may call while
+// the loop exists (calling them on a destroyed loop is a bug, as for any
+// object).
 
+#include <braid/clock.hpp>
 #include <braid/detail/frame_pool.hpp>
+#include <braid/detail/loop/deadline.hpp>
+#include <braid/detail/loop/nodes.hpp>
 #include <braid/detail/loop/scheduler.hpp>
+#include <braid/detail/loop/timer_queue.hpp>
 #include <braid/errors.hpp>
 #include <braid/policy.hpp>
+#include <braid/sleep.hpp>
 #include <braid/task.hpp>
+#include <braid/timer.hpp>
 #include <braid/yield.hpp>
 
+#include <chrono>
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
@@ -49,11 +65,19 @@ namespace braid {
 
 class event_loop {
 public:
+    // The loop's clock (unless it is given a manual_clock, whose time points
+    // are the same type).
+    using clock = std::chrono::steady_clock;
+
     // An interleaved loop.
     event_loop() : core_(interleaved) {}
     // A loop with the given scheduling policy (see policy.hpp).
     template <scheduling_policy Policy>
     explicit event_loop(Policy policy) : core_(std::move(policy)) {}
+    // A loop whose time is `time`'s, which must outlive the loop (see clock.hpp).
+    explicit event_loop(manual_clock& time) : core_(interleaved, &time) {}
+    template <scheduling_policy Policy>
+    event_loop(Policy policy, manual_clock& time) : core_(std::move(policy), &time) {}
 
     event_loop(const event_loop&) = delete;
     event_loop& operator=(const event_loop&) = delete;
@@ -77,7 +101,7 @@ public:
     template <class F, class... Args>
         requires std::invocable<std::decay_t<F>, std::decay_t<Args>...>
     void call_soon(F&& f, Args&&... args) {
-        using node_type = call<std::decay_t<F>, std::decay_t<Args>...>;
+        using node_type = detail::soon_call<std::decay_t<F>, std::decay_t<Args>...>;
         auto* node = new node_type(std::forward<F>(f), std::forward<Args>(args)...);
         try {
             core_.call_soon(node);
@@ -87,31 +111,76 @@ public:
         }
     }
 
-    // Runs until nothing is ready. Throws usage_error when called from inside
-    // this loop, and lets out what the exception handler throws.
-    void run() {
-        detail::scheduler::run_guard guard(core_, "run");
-        core_.deliver_pending();
-        while (core_.has_ready()) {
-            core_.step();
-            core_.deliver_pending();
-        }
+    // Schedules f(args...) (decay-copied, as call_soon) to run once `delay`
+    // has passed: it joins the back of the ready queue when the loop next
+    // collects due timers, at or after the deadline, never before. Timers
+    // run in deadline order, equal deadlines in the order they were made. A
+    // delay of zero or less runs as soon as possible; duration::max() never
+    // runs. The handle can cancel it; dropping the handle does not.
+    template <class Rep, class Period, class F, class... Args>
+        requires std::invocable<std::decay_t<F>, std::decay_t<Args>...>
+    timer_handle call_later(std::chrono::duration<Rep, Period> delay, F&& f, Args&&... args) {
+        return schedule(detail::deadline_after(time(), delay), std::forward<F>(f),
+                        std::forward<Args>(args)...);
     }
 
+    // As call_later, at the loop's time `when` (time_point::max(): never).
+    template <class Duration, class F, class... Args>
+        requires std::invocable<std::decay_t<F>, std::decay_t<Args>...>
+    timer_handle call_at(std::chrono::time_point<clock, Duration> when, F&& f, Args&&... args) {
+        return schedule(detail::to_loop_time(when), std::forward<F>(f),
+                        std::forward<Args>(args)...);
+    }
+
+    // Queues f(args...) (decay-copied) from any thread, also while the loop
+    // sleeps (it wakes up) or is not running (the call waits for the next
+    // run). The loop runs it after the step in progress's pass, at the back
+    // of the ready queue; calls made by one thread run in the order they were
+    // made. What f throws goes to the exception handler.
+    template <class F, class... Args>
+        requires std::invocable<std::decay_t<F>, std::decay_t<Args>...>
+    void call_soon_threadsafe(F&& f, Args&&... args) {
+        core_.post(new threadsafe_call<std::decay_t<F>, std::decay_t<Args>...>(
+            std::forward<F>(f), std::forward<Args>(args)...));
+    }
+
+    // The loop's current time: clock::now(), or its manual clock's time.
+    [[nodiscard]] clock::time_point time() const noexcept { return core_.now(); }
+
+    // Runs until nothing can make progress any more: nothing is ready, no
+    // timer is pending and no run_in or async_next is outstanding (while
+    // those wait, the thread sleeps). Returns early after the step in
+    // progress when stop() is called. Throws usage_error when called from
+    // inside this loop, and lets out what the exception handler throws.
+    void run() { core_.run(); }
+
+    // Runs until stop(): when nothing is ready the thread sleeps until a
+    // timer is due or another thread calls call_soon_threadsafe() or stop().
+    // After a stop() made while the loop was not running, runs what is ready
+    // once (one pass) and returns, as asyncio's run_forever does.
+    void run_forever() { core_.run_forever(); }
+
+    // Any thread: makes run_forever() and run() return after the step in
+    // progress (or, made while neither runs, makes the next one run one
+    // pass and return). run_until_complete() does not stop for it: it runs
+    // until its task is done, and the stop applies to the next run().
+    void stop() noexcept { core_.request_stop(); }
+
     // Runs until t is done (spawning it first if it has not started), then
-    // returns its result or rethrows its exception. The lvalue form returns a
+    // returns its result or rethrows its exception. While t waits (for a
+    // timer, another thread), the thread sleeps. The lvalue form returns a
     // reference into t; the rvalue form moves the value out. Throws
     // usage_error when called from inside this loop, and task_not_finished
     // when the loop runs out of work while t still waits for something.
     template <class T>
     decltype(auto) run_until_complete(task<T>& t) {
-        drive(t);
+        core_.run_until_done(t.checked("run_until_complete"));
         return t.result();
     }
     template <class T>
     T run_until_complete(task<T>&& t) {
         task<T> owned = std::move(t);
-        drive(owned);
+        core_.run_until_done(owned.checked("run_until_complete"));
         return std::move(owned).result();
     }
 
@@ -120,7 +189,7 @@ public:
     [[nodiscard]] std::uint64_t rounds() const noexcept { return core_.rounds(); }
     // How many items are waiting in the ready queue.
     [[nodiscard]] std::size_t ready() const noexcept { return core_.ready_count(); }
-    // True while run() or run_until_complete() is on the stack.
+    // True while run(), run_forever() or run_until_complete() is on the stack.
     [[nodiscard]] bool is_running() const noexcept { return core_.running(); }
 
     // Replaces the default exception handler (which rethrows from run()).
@@ -135,12 +204,15 @@ public:
     void set_exception_handler(std::nullptr_t) noexcept { core_.set_handler(nullptr); }
 
 private:
+    // A call_soon_threadsafe callback: it crosses threads as a remote_node
+    // and, once collected, runs from the ready queue as a call_node.
     template <class F, class... Args>
-    struct call final : detail::call_node {
-        template <class G, class... A>
-        explicit call(G&& g, A&&... a) : fn(std::forward<G>(g)), args(std::forward<A>(a)...) {
-            run = &call::run_impl;
-            destroy = &call::destroy_impl;
+    struct threadsafe_call final : detail::call_node, detail::remote_node {
+        template <class... A>
+        explicit threadsafe_call(A&&... a) : call(std::forward<A>(a)...) {
+            run = &threadsafe_call::run_impl;
+            destroy = &threadsafe_call::destroy_impl;
+            arrive = &threadsafe_call::arrive_impl;
         }
         static void* operator new(std::size_t size) { return detail::allocate_frame(size); }
         static void operator delete(void* p, std::size_t size) noexcept {
@@ -148,17 +220,37 @@ private:
         }
         static void run_impl(detail::call_node* node) {
             struct deleter {
-                call* c;
+                threadsafe_call* c;
                 ~deleter() { delete c; }
-            } owner{static_cast<call*>(node)};
-            std::apply(std::move(owner.c->fn), std::move(owner.c->args));
+            } owner{static_cast<threadsafe_call*>(node)};
+            owner.c->call();
         }
         static void destroy_impl(detail::call_node* node) noexcept {
-            delete static_cast<call*>(node);
+            delete static_cast<threadsafe_call*>(node);
         }
-        F fn;
-        std::tuple<Args...> args;
+        static void arrive_impl(detail::remote_node* node, detail::scheduler* loop) noexcept {
+            auto* self = static_cast<threadsafe_call*>(node);
+            if (loop != nullptr) {
+                loop->call_soon(self); // cannot throw: the loop reserved room
+            } else {
+                delete self;
+            }
+        }
+        detail::bound_call<F, Args...> call;
     };
+
+    template <class F, class... Args>
+    timer_handle schedule(clock::time_point deadline, F&& f, Args&&... args) {
+        using node_type = detail::timer_call<std::decay_t<F>, std::decay_t<Args>...>;
+        auto* node = new node_type(std::forward<F>(f), std::forward<Args>(args)...);
+        try {
+            core_.add_timer(*node, deadline);
+        } catch (...) {
+            node->release();
+            throw;
+        }
+        return timer_handle(node);
+    }
 
     template <class T>
     void start(task<T>& t, const char* function) {
@@ -171,26 +263,6 @@ private:
                                      "a task runs once"));
         }
         core_.spawn(p);
-    }
-
-    template <class T>
-    void drive(task<T>& t) {
-        auto& p = t.checked("run_until_complete");
-        detail::scheduler::run_guard guard(core_, "run_until_complete");
-        if (p.state() == detail::task_state::created) {
-            core_.spawn(p);
-        }
-        core_.deliver_pending();
-        while (p.state() != detail::task_state::done) {
-            if (p.state() == detail::task_state::abandoned || !core_.has_ready()) {
-                throw task_not_finished(
-                    "braid::event_loop::run_until_complete: the loop has nothing left to run "
-                    "but the task has not finished (it waits for something that nothing "
-                    "will do, or it belongs to another loop)");
-            }
-            core_.step();
-            core_.deliver_pending();
-        }
     }
 
     detail::scheduler core_;

@@ -34,9 +34,11 @@
 // stream_results; shutdown() and the destructor not from the executor's own
 // threads (they would wait for themselves).
 
+#include <braid/detail/stream/stream_async.hpp>
 #include <braid/detail/stream/stream_map.hpp>
 #include <braid/detail/stream/stream_producers.hpp>
 #include <braid/errors.hpp>
+#include <braid/task.hpp>
 #include <braid/thread_pool.hpp>
 
 #include <concepts>
@@ -131,9 +133,10 @@ public:
 
     stream_results(stream_results&& other) noexcept
         : channel_(std::move(other.channel_)), current_(std::move(other.current_)),
-          next_(other.next_), ended_(other.ended_) {
+          next_(other.next_), ended_(other.ended_), moved_from_(other.moved_from_) {
         other.current_.reset();
         other.ended_ = true;
+        other.moved_from_ = true;
     }
 
     stream_results& operator=(stream_results&& other) noexcept {
@@ -144,6 +147,7 @@ public:
             other.current_.reset();
             next_ = other.next_;
             ended_ = std::exchange(other.ended_, true);
+            moved_from_ = std::exchange(other.moved_from_, true);
         }
         return *this;
     }
@@ -160,6 +164,17 @@ public:
 
     iterator begin() noexcept { return iterator(this); }
     std::default_sentinel_t end() const noexcept { return {}; }
+
+    // Inside a task on an event loop: co_await results.async_next() gives the
+    // next result in input order, std::nullopt at the end, or rethrows f's or
+    // the input's exception at its position; after an end or an error the
+    // stream is over (std::nullopt from then on), as with the iterator.
+    // While the result is not ready, the task is suspended and the loop runs
+    // other work (or sleeps): its thread never blocks. One task at a time may
+    // await a results object (a second gets usage_error, as does a moved-from
+    // object), and the object must outlive the co_await and not be moved
+    // meanwhile. Mixing it with the iterator, one after the other, is fine.
+    [[nodiscard]] task<std::optional<T>> async_next();
 
 private:
     friend class stream_executor;
@@ -208,7 +223,56 @@ private:
     std::optional<T> current_;
     std::uint64_t next_ = 0;
     bool ended_ = true;
+    bool moved_from_ = false;
+    bool async_busy_ = false; // a task is inside async_next
 };
+
+template <class T>
+task<std::optional<T>> stream_results<T>::async_next() {
+    if (moved_from_) {
+        throw usage_error("braid::stream_results::async_next: the results object was moved "
+                          "from; await the object it was moved to");
+    }
+    if (async_busy_) {
+        throw usage_error("braid::stream_results::async_next: another task is awaiting these "
+                          "results; one reader at a time");
+    }
+    struct busy {
+        bool& flag;
+        explicit busy(bool& f) noexcept : flag(f) { flag = true; }
+        busy(const busy&) = delete;
+        busy& operator=(const busy&) = delete;
+        ~busy() { flag = false; }
+    } reading(async_busy_);
+    using poll_result = typename detail::stream_channel<T>::poll_result;
+    for (;;) {
+        if (current_) {
+            std::optional<T> result(std::move(*current_));
+            current_.reset();
+            co_return result;
+        }
+        if (ended_) {
+            co_return std::nullopt;
+        }
+        poll_result polled = poll_result::pending;
+        try {
+            polled = channel_->poll(next_, current_);
+        } catch (...) {
+            ended_ = true;
+            throw;
+        }
+        if (polled == poll_result::value) {
+            ++next_;
+            continue;
+        }
+        if (polled == poll_result::end) {
+            ended_ = true;
+            co_return std::nullopt;
+        }
+        detail::stream_next_awaiter<T> waiting(*channel_, next_);
+        co_await waiting;
+    }
+}
 
 namespace detail {
 
@@ -274,6 +338,16 @@ public:
     submit(F&& f, Args&&... args) {
         check_running("braid::stream_executor::submit");
         return pool_.submit(std::forward<F>(f), std::forward<Args>(args)...);
+    }
+
+    // Queues f to run on a worker, as thread_pool::post does: f must be
+    // noexcept (use submit() to get a result or an exception back). Throws
+    // executor_shut_down after shutdown().
+    template <class F>
+        requires std::is_nothrow_invocable_v<std::decay_t<F>&>
+    void post(F&& f) {
+        check_running("braid::stream_executor::post");
+        pool_.post(std::forward<F>(f));
     }
 
     // map(f, input [, buffer]) or map(f, input1, input2, ... [, buffer]): the

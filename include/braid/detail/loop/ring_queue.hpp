@@ -72,6 +72,13 @@ public:
         return item;
     }
 
+    // Makes room for n more items, so that the next n pushes cannot throw.
+    void reserve_more(std::size_t n) {
+        while (size() + n >= static_cast<std::size_t>(end_ - begin_)) {
+            grow();
+        }
+    }
+
     // The second item, or nullptr when there are fewer than two.
     [[nodiscard]] const T* second() const noexcept {
         if (head_ == tail_) {

@@ -4,7 +4,19 @@
 // detail::scheduler: the core of braid::event_loop, without templates. It owns
 // the ready queue, runs coroutines through a trampoline, applies the
 // scheduling policy, keeps the list of spawned tasks it owns, and collects the
-// exceptions nobody else can observe.
+// exceptions nobody else can observe. It also connects the loop to the world
+// outside it: timers, calls and finished work from other threads, and the
+// one place where the loop's thread blocks (see scheduler_impl.hpp).
+//
+// The attention word. Per step, the run loop reads one word, attention_, and
+// goes on when it is zero: no pending error, no stop, nothing outside the
+// loop to look at. When timers are pending or work on other threads is
+// outstanding (the `world` bit) or another thread has queued a call (the
+// `remote` bit), the loop counts the steps of the current pass -- what was
+// ready when it last collected -- and collects again at the end of it: due
+// timers, thread-safe calls and finished work join the back of the ready
+// queue. Other threads set bits with one atomic RMW (stop, remote); the loop
+// reads the word with a relaxed load, as cheap as a plain one.
 //
 // The trampoline. Resuming the task that awaited one that finished, and
 // starting an awaited task once starts are nested too deep, are not done by
@@ -24,12 +36,20 @@
 //
 // Single-threaded: every member is used from the thread running the loop.
 
+#include <braid/clock.hpp>
 #include <braid/detail/frame_pool.hpp>
+#include <braid/detail/loop/nodes.hpp>
+#include <braid/detail/loop/remote_queue.hpp>
+#include <braid/detail/loop/remote_wait.hpp>
 #include <braid/detail/loop/ring_queue.hpp>
+#include <braid/detail/loop/timer_queue.hpp>
+#include <braid/detail/loop/wait_point.hpp>
 #include <braid/detail/task_core.hpp>
 #include <braid/errors.hpp>
 #include <braid/policy.hpp>
 
+#include <atomic>
+#include <chrono>
 #include <coroutine>
 #include <cstdint>
 #include <exception>
@@ -50,13 +70,6 @@
 #endif
 
 namespace braid::detail {
-
-// A call_soon callback, type-erased. run invokes it and frees the node (also
-// when it throws); destroy frees it without running it.
-struct call_node {
-    void (*run)(call_node*) = nullptr;
-    void (*destroy)(call_node*) noexcept = nullptr;
-};
 
 // A policy whose decision is not a constant: called at every yield.
 class dynamic_policy {
@@ -84,12 +97,18 @@ public:
     };
 
     template <scheduling_policy Policy>
-    explicit scheduler(Policy policy) {
+    explicit scheduler(Policy policy, manual_clock* clock = nullptr)
+        : clock_(clock), remote_(new remote_queue()) {
         if constexpr (constant_policy<Policy>) {
             mode_ = Policy{}.on_yield(yield_info{}) == placement::back ? yield_mode::back
                                                                        : yield_mode::front;
         } else {
-            dynamic_ = std::make_unique<dynamic_policy_for<Policy>>(std::move(policy));
+            try {
+                dynamic_ = std::make_unique<dynamic_policy_for<Policy>>(std::move(policy));
+            } catch (...) {
+                remote_->release();
+                throw;
+            }
             mode_ = yield_mode::dynamic;
         }
     }
@@ -99,29 +118,10 @@ public:
 
     // Frees every task the loop still owns without running it further; their
     // callbacks never run. A task whose braid::task object is still alive is
-    // only marked abandoned: its object frees it later.
-    ~scheduler() {
-        // Destroying one task can spawn another (from a destructor): it then
-        // goes at the end of the list, which is read until its end.
-        free_roots_.clear();
-        for (std::size_t i = 0; i < roots_.size(); ++i) {
-            promise_base* const root = std::exchange(roots_[i], nullptr);
-            if (root == nullptr) {
-                continue;
-            }
-            promise_base& p = *root;
-            p.spawned_ = false;
-            p.sched_ = nullptr;
-            p.state_ = task_state::abandoned;
-            p.release_and_destroy();
-        }
-        while (!ready_.empty()) {
-            const ready_item item = ready_.pop_front();
-            if (item.callback != nullptr) {
-                item.callback->destroy(item.callback);
-            }
-        }
-    }
+    // only marked abandoned: its object frees it later. Pending timers,
+    // queued thread-safe calls and the results of outstanding work on other
+    // threads are dropped without running. Defined in scheduler_impl.hpp.
+    ~scheduler();
 
     // --- what tasks and awaiters call ---------------------------------------
 
@@ -153,7 +153,8 @@ public:
     void report(std::exception_ptr error) noexcept {
         try {
             pending_.push_back(std::move(error));
-            has_pending_ = true;
+            // relaxed: the loop's own bit, read by the loop's own thread.
+            attention_.fetch_or(attention_error, std::memory_order_relaxed);
         } catch (...) {
             // Out of memory while reporting an error: there is no way left to
             // deliver it, and losing it silently is not an option.
@@ -182,6 +183,45 @@ public:
     }
 
     void call_soon(call_node* node) { ready_.emplace_back(static_cast<void*>(nullptr), node); }
+
+    // A task that waited for something outside the loop (a timer, another
+    // thread, a descriptor) is ready again: it joins the back of the ready
+    // queue. The one way such a task gets there.
+    void wake(std::coroutine_handle<> h) {
+        ready_.emplace_back(h.address(), static_cast<call_node*>(nullptr));
+    }
+
+    // --- the world outside: timers, other threads (scheduler_impl.hpp) ------
+
+    // The loop's time: the manual clock's, or the steady clock's.
+    [[nodiscard]] loop_clock::time_point now() const noexcept {
+        return clock_ != nullptr ? clock_->now() : loop_clock::now();
+    }
+
+    // Schedules a timer whose node holds one reference for the loop (which
+    // the loop takes over). Throws std::bad_alloc with nothing changed.
+    void add_timer(timer_node& node, loop_clock::time_point deadline);
+    // For timer_handle::cancel and awaiters: true when it stopped the timer.
+    bool cancel_timer(timer_node& node) noexcept;
+
+    // A task of this loop waits for another thread's work: prepare gives the
+    // finishing side the loop's queue (before the work may start), begin
+    // registers the waiting task (once the work is surely submitted), end
+    // unregisters it (it no longer waits: resumed, or its frame is going).
+    void prepare_remote_wait(remote_wait& w) noexcept;
+    void begin_remote_wait(remote_wait& w, std::coroutine_handle<> waiter) noexcept;
+    void end_remote_wait(remote_wait& w) noexcept;
+
+    // Any thread: queues a thread-safe call (a call_node that is also a
+    // remote_node), waking the loop if it sleeps.
+    void post(remote_node* node) noexcept;
+    // Any thread: run()/run_forever() return after the step in progress.
+    void request_stop() noexcept;
+
+    // The loop's thread: run, run forever, run until p is done.
+    void run();
+    void run_forever();
+    void run_until_done(promise_base& p);
 
     [[nodiscard]] bool has_ready() const noexcept { return !ready_.empty(); }
     [[nodiscard]] std::size_t ready_count() const noexcept { return ready_.size(); }
@@ -212,20 +252,17 @@ public:
         }
     }
 
+private:
     // Gives every pending exception to the handler; without a handler, the
     // first one is rethrown (the others wait for the next call).
-    void deliver_pending() {
-        if (has_pending_) [[unlikely]] {
-            deliver_pending_now();
-        }
-    }
-
-private:
     void deliver_pending_now() {
         while (!pending_.empty()) {
             std::exception_ptr error = std::move(pending_.front());
             pending_.erase(pending_.begin());
-            has_pending_ = !pending_.empty();
+            if (pending_.empty()) {
+                // relaxed: the loop's own bit.
+                attention_.fetch_and(~attention_error, std::memory_order_relaxed);
+            }
             if (handler_) {
                 handler_(std::move(error));
             } else {
@@ -297,8 +334,50 @@ private:
         free_roots_.push_back(p.root_index_);
     }
 
-    friend class promise_base;
+    // --- the world outside (scheduler_impl.hpp) --------------------------------
 
+    static constexpr std::uint32_t attention_error = 1;  // pending_ is not empty
+    static constexpr std::uint32_t attention_stop = 2;   // stop() was called
+    static constexpr std::uint32_t attention_world = 4;  // timers or remote waits exist
+    static constexpr std::uint32_t attention_remote = 8; // a thread-safe call was queued
+
+    enum class idle_mode : unsigned char { until_stuck, forever, until_done };
+    enum class idle_result : unsigned char { ready, stuck, stop };
+
+    // The slow path of a step, when attention_ is not zero. Returns true when
+    // run()/run_forever() must return (honour_stop: a stop was requested).
+    bool attend(bool honour_stop);
+    // Runs what is ready now, once (a stop() made before run_forever()).
+    void run_one_pass();
+    // Moves due timers, thread-safe calls and finished remote work to the
+    // ready queue, and starts a new pass.
+    void collect();
+    void take_remote();
+    void fire_due_timers();
+    void update_world() noexcept;
+    // The ready queue is empty: collects, jumps a manual clock, or blocks.
+    idle_result idle(idle_mode mode);
+    bool spin_for_remote(idle_mode mode);
+    void block(idle_mode mode);
+    bool stop_requested(idle_mode mode) const noexcept {
+        // acquire: pairs with request_stop's RMW (nothing is read through it,
+        // but the stop should be seen no later than its wake-up).
+        return mode != idle_mode::until_done &&
+               (attention_.load(std::memory_order_acquire) & attention_stop) != 0;
+    }
+    void clear_stop() noexcept {
+        // relaxed: a stop() racing with this one is merged into it, as two
+        // calls of stop() are one.
+        attention_.fetch_and(~attention_stop, std::memory_order_relaxed);
+    }
+
+    static void run_timer(call_node* node);
+    static void destroy_timer(call_node* node) noexcept;
+
+    friend class promise_base;
+    friend struct remote_wait;
+
+    std::atomic<std::uint32_t> attention_{0};
     ring_queue<ready_item> ready_;
     std::coroutine_handle<> next_;    // trampoline: resume this next, same round
     std::coroutine_handle<> dispose_; // trampoline: a finished frame nobody owns
@@ -310,91 +389,25 @@ private:
     std::uint64_t rounds_ = 0;
     unsigned inline_depth_ = 0; // children being started by nested calls
     std::vector<std::exception_ptr> pending_;
-    bool has_pending_ = false; // !pending_.empty(), in one load
     std::function<void(std::exception_ptr)> handler_;
     std::unique_ptr<dynamic_policy> dynamic_;
     // The policy's answer when it is a constant, else `dynamic`.
     enum class yield_mode : unsigned char { back, front, dynamic } mode_ = yield_mode::back;
     bool running_ = false;
+
+    // The world outside.
+    bool world_on_ = false;     // mirrors attention_world
+    std::size_t pass_left_ = 0; // steps left in the current pass
+    manual_clock* clock_;       // null: the steady clock
+    timer_queue timers_;
+    std::uint64_t timer_seq_ = 0;
+    remote_queue* remote_;           // shared with threads that may still push
+    remote_node* arrived_ = nullptr; // taken from remote_, not yet delivered
+    remote_wait* waits_ = nullptr;   // outstanding remote waits (a list)
+    std::size_t wait_count_ = 0;
+    wait_point wait_;
 };
 
-// --- promise_base members that need the scheduler -----------------------------
-
-inline bool promise_base::await_from(std::coroutine_handle<> awaiting,
-                                     scheduler* awaiting_sched) noexcept {
-    continuation_ = awaiting;
-    if (state_ != task_state::created) {
-        return true; // started elsewhere: finish() resumes the awaiting coroutine
-    }
-    state_ = task_state::started;
-    sched_ = awaiting_sched;
-    scheduler& s = *awaiting_sched;
-    if (s.inline_depth_ < scheduler::max_inline_depth) {
-        // Run the child right here. Most children finish without suspending,
-        // and then the awaiting coroutine goes on without a trip through the
-        // trampoline. The nesting is bounded, so the stack is too.
-        ++s.inline_depth_;
-        started_inline_ = true;
-        self_.resume();
-        --s.inline_depth_;
-        if (state_ == task_state::done) {
-            return false;
-        }
-        // The child suspended: from now on it is resumed by the trampoline,
-        // and finish() hands the awaiting coroutine to the trampoline too.
-        started_inline_ = false;
-        return true;
-    }
-    s.transfer_to(self_);
-    return true;
-}
-
-inline void promise_base::finish() noexcept {
-    state_ = task_state::done;
-    scheduler* const s = std::exchange(sched_, nullptr);
-    // A task that was awaited and simply returned takes the short path.
-    if (finish_rare_) [[unlikely]] {
-        finish_rare(*s);
-    }
-    // A child run by its awaiter's await_suspend returns there by itself.
-    if (continuation_ && !started_inline_) {
-        s->transfer_to(continuation_);
-    }
-}
-
-inline void promise_base::finish_rare(scheduler& s) noexcept {
-    const bool has_callbacks = extras_ != nullptr && extras_->first != nullptr;
-    // A fire-and-forget task (only the loop owns it) that failed, with nobody
-    // awaiting it and no callback to look at it: its error goes to the loop.
-    if (exception_ && !continuation_ && !has_callbacks && spawned_ && refs_ == 1) {
-        s.report(exception_);
-    }
-
-    // Callbacks run now, in order, before the loop does anything else.
-    if (has_callbacks) {
-        while (callback_node* n = extras_->first) {
-            extras_->first = n->next;
-            if (extras_->first == nullptr) {
-                extras_->last = nullptr;
-            }
-            try {
-                n->invoke(n, self_.address());
-            } catch (...) {
-                s.report(std::current_exception());
-            }
-            n->destroy(n);
-        }
-    }
-
-    if (spawned_) {
-        spawned_ = false;
-        s.unlink(*this);
-        if (release()) {
-            // Nobody holds the task any more. It cannot free itself while it
-            // is still inside this call: the trampoline does, once it returns.
-            s.dispose_ = self_;
-        }
-    }
-}
-
 } // namespace braid::detail
+
+#include <braid/detail/loop/scheduler_impl.hpp>

@@ -78,7 +78,18 @@ public:
     // the map); throws executor_shut_down where a shutdown cut the stream.
     bool fetch(std::uint64_t seq, std::optional<T>& out);
 
+    // fetch without waiting, for a consumer that must not block.
+    enum class poll_result : unsigned char { value, end, pending };
+    poll_result poll(std::uint64_t seq, std::optional<T>& out);
+    // After poll said pending: leaves w to be woken once result `seq` may be
+    // there (stream_state::consumer_arm); false when it is there already.
+    bool arm(std::uint64_t seq, stream_waker* w);
+
 protected:
+    // Moves the finished result of `slot` (state: its state word) into out,
+    // or rethrows its error and stops the map.
+    void take(stream_slot<T>& slot, std::uint32_t state, std::uint64_t seq, std::optional<T>& out);
+
     stream_ring<T>* consumer_ring_ = nullptr; // set by the derived state; consumer only
     std::uint64_t published_seen_ = 0;        // consumer only: published count when last read
 };
@@ -121,13 +132,20 @@ bool stream_channel<T>::fetch(std::uint64_t seq, std::optional<T>& out) {
                 throw_shut_down(where); // abandoned
         }
     }
+    take(slot, state, seq, out);
+    return true;
+}
+
+template <class T>
+void stream_channel<T>::take(stream_slot<T>& slot, std::uint32_t state, std::uint64_t seq,
+                             std::optional<T>& out) {
     if ((state & slot_value) != 0) {
         out.emplace(std::move(slot.value));
         slot.value.~T();
         // relaxed: the slot is handed back to the producer by note_consumed().
         slot.state.store(0, std::memory_order_relaxed);
         note_consumed(seq + 1);
-        return true;
+        return;
     }
     std::exception_ptr error = std::move(slot.error);
     slot.error.~exception_ptr();
@@ -136,6 +154,70 @@ bool stream_channel<T>::fetch(std::uint64_t seq, std::optional<T>& out) {
     note_consumed(seq + 1);
     request_stop(); // nothing after an error is ever read
     std::rethrow_exception(std::move(error));
+}
+
+template <class T>
+typename stream_channel<T>::poll_result stream_channel<T>::poll(std::uint64_t seq,
+                                                                std::optional<T>& out) {
+    static constexpr const char* where = "braid::stream_results::async_next";
+    if (seq >= published_seen_) {
+        // acquire: pairs with publish() / end_production().
+        const std::uint64_t pub = pub_.load(std::memory_order_acquire);
+        published_seen_ = published(pub);
+        if ((pub & pub_consumer_waiting) != 0 && seq < published_seen_) {
+            // An arm() of ours was answered: stop the producer's notifications.
+            // relaxed: clears our own flag; a stale one costs one spurious notify.
+            pub_.fetch_and(~pub_consumer_waiting, std::memory_order_relaxed);
+        }
+        if (seq >= published_seen_) {
+            if ((pub & pub_ended) == 0) {
+                return poll_result::pending;
+            }
+            if (end_reason_ == stream_end::exhausted) {
+                return poll_result::end;
+            }
+            throw_at_end(where);
+        }
+    }
+    consumer_ring_ = stream_ring<T>::find(consumer_ring_, seq);
+    stream_slot<T>& slot = consumer_ring_->slot(seq);
+    // acquire: pairs with the worker's exchange; the result is visible.
+    const std::uint32_t state = slot.state.load(std::memory_order_acquire);
+    if ((state & (slot_value | slot_error)) == 0) {
+        if (abandoned()) {
+            throw_shut_down(where);
+        }
+        return poll_result::pending;
+    }
+    take(slot, state, seq, out);
+    return poll_result::value;
+}
+
+template <class T>
+bool stream_channel<T>::arm(std::uint64_t seq, stream_waker* w) {
+    if (seq >= published_seen_) {
+        // Waiting for the producer to publish input `seq` (or to end).
+        return consumer_arm(
+            w,
+            [&] {
+                // acquire: as in poll().
+                const std::uint64_t pub = pub_.load(std::memory_order_acquire);
+                return published(pub) > seq || (pub & pub_ended) != 0;
+            },
+            [&] {
+                // acq_rel: the producer's RMW after this one sees the flag.
+                pub_.fetch_or(pub_consumer_waiting, std::memory_order_acq_rel);
+            });
+    }
+    // Waiting for a worker to finish result `seq`.
+    stream_slot<T>& slot = consumer_ring_->slot(seq);
+    constexpr std::uint32_t done = slot_value | slot_error;
+    return consumer_arm(
+        w, [&] { return (slot.state.load(std::memory_order_acquire) & done) != 0; },
+        [&] {
+            // acq_rel: the worker's exchange after this one sees the flag.
+            slot.state.fetch_or(slot_waiting, std::memory_order_acq_rel);
+        });
 }
 
 } // namespace braid::detail

@@ -30,12 +30,20 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <utility>
 
 namespace braid::detail {
 
 // Thrown out of a stream_results read on a producer thread whose own map has
 // been stopped, so the producer stops waiting for its (braid) input at once.
 struct stream_interrupted {};
+
+// A consumer on an event loop (stream_results::async_next) does not block: it
+// leaves one of these, and whoever would have woken a blocked consumer calls
+// wake once instead (on its own thread; wake must not block).
+struct stream_waker {
+    void (*wake)(stream_waker*) noexcept = nullptr;
+};
 
 // Why the producer stopped producing.
 enum class stream_end : unsigned char { none, exhausted, input_error, stopped };
@@ -116,9 +124,44 @@ protected:
         return abandoned_.load(std::memory_order_acquire);
     }
 
+    // Leaves w to be woken when the consumer's wait may be over: takes it
+    // under mutex_ after arm() re-announced the consumer as waiting; returns
+    // false (w not left) when ready() already holds after arming, or the map
+    // was abandoned.
+    template <class Ready, class Arm>
+    bool consumer_arm(stream_waker* w, Ready ready, Arm arm) {
+        std::lock_guard lock(mutex_);
+        arm();
+        if (ready() || abandoned()) {
+            return false;
+        }
+        async_waker_ = w;
+        return true;
+    }
+
+public:
+    // Takes back a waker left by consumer_arm that has not been woken; false
+    // when it has been (its wake call is made or under way).
+    bool disarm(stream_waker* w) noexcept {
+        std::lock_guard lock(mutex_);
+        if (async_waker_ != w) {
+            return false;
+        }
+        async_waker_ = nullptr;
+        return true;
+    }
+
+protected:
     // --- Worker side -----------------------------------------------------------
     void notify_consumer() noexcept {
-        { std::lock_guard lock(mutex_); }
+        stream_waker* w = nullptr;
+        {
+            std::lock_guard lock(mutex_);
+            w = std::exchange(async_waker_, nullptr);
+        }
+        if (w != nullptr) {
+            w->wake(w);
+        }
         consumer_cv_.notify_all();
     }
     void f_calls_done() noexcept;
@@ -151,6 +194,7 @@ protected:
     bool input_released_ = false;     // guarded by mutex_
     stream_state* interrupt_target_ =
         nullptr; // guarded by mutex_: the braid input our producer waits in
+    stream_waker* async_waker_ = nullptr; // guarded by mutex_: an async consumer's
 
     // Nothing will write a result any more although the consumer may still
     // wait for one (the executor stopped the map): wake it to report that.
@@ -272,11 +316,16 @@ inline void stream_state::leave() noexcept {
 }
 
 inline void stream_state::abandon() noexcept {
+    stream_waker* w = nullptr;
     {
         std::lock_guard lock(mutex_);
         // release: every result written by the producer and workers, who
         // have all left, is visible to a consumer that sees this flag.
         abandoned_.store(true, std::memory_order_release);
+        w = std::exchange(async_waker_, nullptr);
+    }
+    if (w != nullptr) {
+        w->wake(w);
     }
     consumer_cv_.notify_all();
 }

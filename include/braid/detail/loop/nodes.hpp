@@ -1,0 +1,75 @@
+// SPDX-License-Identifier: MIT
+#pragma once
+
+// The type-erased things the event loop queues:
+//
+//   call_node    a callback in the ready queue (call_soon, a due timer, a
+//                thread-safe call once it has reached the loop)
+//   remote_node  something another thread hands to the loop through its
+//                remote_queue (a thread-safe call, finished pool work, a
+//                stream's wake-up)
+//   bound_call   f and its decay-copied arguments, called once
+//
+// Nodes come from the frame pool (frame_pool.hpp): they are as short-lived
+// as frames, and a node made on one thread and freed on another is fine.
+
+#include <braid/detail/frame_pool.hpp>
+
+#include <cstddef>
+#include <tuple>
+#include <utility>
+
+namespace braid::detail {
+
+class scheduler;
+
+// A callback in the ready queue. run invokes it and lets go of the node (also
+// when it throws); destroy lets go of it without running it.
+struct call_node {
+    void (*run)(call_node*) = nullptr;
+    void (*destroy)(call_node*) noexcept = nullptr;
+};
+
+// Something handed to the loop from another thread. arrive runs on the
+// loop's thread when the loop collects it, with the loop; or with nullptr
+// when the loop is gone (it was queued, or pushed, after the loop closed its
+// queue), and must then only let go of the node.
+struct remote_node {
+    remote_node* next = nullptr; // the remote_queue's link
+    void (*arrive)(remote_node*, scheduler*) noexcept = nullptr;
+};
+
+// f(args...), called at most once, with everything moved in.
+template <class F, class... Args>
+struct bound_call {
+    template <class G, class... A>
+    explicit bound_call(G&& g, A&&... a) : fn(std::forward<G>(g)), args(std::forward<A>(a)...) {}
+    decltype(auto) operator()() { return std::apply(std::move(fn), std::move(args)); }
+    F fn;
+    std::tuple<Args...> args;
+};
+
+// A call_soon callback.
+template <class F, class... Args>
+struct soon_call final : call_node {
+    template <class... A>
+    explicit soon_call(A&&... a) : call(std::forward<A>(a)...) {
+        run = &soon_call::run_impl;
+        destroy = &soon_call::destroy_impl;
+    }
+    static void* operator new(std::size_t size) { return allocate_frame(size); }
+    static void operator delete(void* p, std::size_t size) noexcept { deallocate_frame(p, size); }
+
+    static void run_impl(call_node* node) {
+        struct deleter {
+            soon_call* c;
+            ~deleter() { delete c; }
+        } owner{static_cast<soon_call*>(node)};
+        owner.c->call();
+    }
+    static void destroy_impl(call_node* node) noexcept { delete static_cast<soon_call*>(node); }
+
+    bound_call<F, Args...> call;
+};
+
+} // namespace braid::detail

@@ -1,0 +1,573 @@
+// SPDX-License-Identifier: MIT
+#pragma once
+
+// Out-of-line members of detail::scheduler and of promise_base that need it;
+// included at the end of scheduler.hpp.
+//
+// Running. run(), run_forever() and run_until_done() take steps while tasks
+// are ready. After each step one load of attention_ says whether anything
+// else needs doing (attend()): an error to deliver, a stop, or -- when timers
+// are pending, work on other threads is outstanding or a thread-safe call was
+// queued -- counting the pass and, at its end, collect(): due timers, calls
+// and finished work from other threads join the back of the ready queue.
+//
+// Waiting. When nothing is ready, idle() collects; if that brings nothing, it
+// returns "stuck" when nothing can make progress any more (run() and
+// run_until_done() then return or throw), moves a manual clock to the next
+// deadline when nothing else is outstanding, or blocks in the wait point until
+// the next deadline or a wake-up from another thread. Work on other threads
+// (run_in, async_next) is usually back within microseconds, so the loop first
+// spins for it briefly (up to spin_limit), then sleeps.
+
+#include <braid/detail/cpu_relax.hpp>
+#include <braid/detail/loop/scheduler.hpp>
+
+#include <chrono>
+#include <limits>
+#include <optional>
+
+namespace braid::detail {
+
+// How long an idle loop polls for outstanding work from other threads before
+// it sleeps: long enough for a pool to run a small function and hand it back,
+// short enough that an idle loop is asleep well within 100 us.
+inline constexpr std::chrono::microseconds spin_limit{50};
+
+inline scheduler::~scheduler() {
+    // 1. Other threads can no longer reach this loop: what they queued, and
+    //    what they finish from now on, is dropped unrun.
+    for (remote_node* n = remote_->close(); n != nullptr;) {
+        remote_node* next = n->next;
+        n->arrive(n, nullptr);
+        n = next;
+    }
+    while (remote_node* n = arrived_) {
+        arrived_ = n->next;
+        n->arrive(n, nullptr);
+    }
+    // 2. Outstanding remote waits forget this loop, so that an awaiter
+    //    destroyed with its frame (below, or later by a task object that
+    //    outlives the loop) does not reach back into it.
+    while (remote_wait* w = waits_) {
+        waits_ = w->next_wait;
+        w->loop = nullptr;
+        w->prev_wait = w->next_wait = nullptr;
+    }
+    wait_count_ = 0;
+
+    // 3. Tasks, ready callbacks and pending timers, dropped unrun. What a
+    //    destructor run here schedules (a task spawned, a callback queued, a
+    //    timer made) is dropped too, in the next round of this loop.
+    for (;;) {
+        free_roots_.clear();
+        bool dropped = false;
+        for (std::size_t i = 0; i < roots_.size(); ++i) {
+            promise_base* const root = std::exchange(roots_[i], nullptr);
+            if (root == nullptr) {
+                continue;
+            }
+            dropped = true;
+            promise_base& p = *root;
+            p.spawned_ = false;
+            p.sched_ = nullptr;
+            p.state_ = task_state::abandoned;
+            p.release_and_destroy();
+        }
+        while (!ready_.empty()) {
+            dropped = true;
+            const ready_item item = ready_.pop_front();
+            if (item.callback != nullptr) {
+                item.callback->destroy(item.callback);
+            }
+        }
+        if (timers_.size() > 0) {
+            dropped = true;
+            timers_.clear([](timer_node* t) noexcept {
+                t->state = timer_state::cancelled;
+                t->loop = nullptr;
+                t->drop_payload();
+                t->release();
+            });
+        }
+        if (!dropped) {
+            break;
+        }
+    }
+    remote_->release();
+}
+
+// --- Timers -------------------------------------------------------------------
+
+inline void scheduler::add_timer(timer_node& node, loop_clock::time_point deadline) {
+    node.deadline = timer_ticks(deadline);
+    node.seq = timer_seq_++;
+    node.loop = this;
+    node.state = timer_state::pending;
+    node.run = &scheduler::run_timer;
+    node.destroy = &scheduler::destroy_timer;
+    timers_.push(&node);
+    update_world();
+}
+
+inline bool scheduler::cancel_timer(timer_node& node) noexcept {
+    switch (node.state) {
+    case timer_state::pending:
+        node.state = timer_state::cancelled;
+        node.loop = nullptr;
+        timers_.note_cancelled(); // may release the queue's reference: node is still ours
+        node.drop_payload();
+        return true;
+    case timer_state::due:
+        // In the ready queue: run_timer will find it cancelled.
+        node.state = timer_state::cancelled;
+        node.drop_payload();
+        return true;
+    default:
+        return false;
+    }
+}
+
+inline void scheduler::run_timer(call_node* n) {
+    auto* t = static_cast<timer_node*>(n);
+    struct releaser {
+        timer_node* t;
+        ~releaser() { t->release(); }
+    } owner{t};
+    scheduler* const s = std::exchange(t->loop, nullptr);
+    if (t->state == timer_state::cancelled) {
+        --s->rounds_; // nothing ran: not a round
+        return;
+    }
+    t->state = timer_state::done; // from here on, cancel() says false
+    t->op(t, timer_op::run);
+}
+
+inline void scheduler::destroy_timer(call_node* n) noexcept {
+    auto* t = static_cast<timer_node*>(n);
+    t->state = timer_state::cancelled;
+    t->loop = nullptr;
+    t->drop_payload();
+    t->release();
+}
+
+inline void scheduler::fire_due_timers() {
+    const loop_clock::rep now_ticks = timer_ticks(now());
+    for (;;) {
+        ready_.reserve_more(1); // before taking the timer: nothing is lost if it throws
+        timer_node* t = timers_.pop_due(now_ticks);
+        if (t == nullptr) {
+            return;
+        }
+        if (t->waiter) {
+            // A sleeping task: it is ready; the queue's reference goes.
+            t->state = timer_state::done;
+            t->loop = nullptr;
+            wake(t->waiter);
+            t->release();
+        } else {
+            // A callback: the queue's reference moves to the ready queue.
+            t->state = timer_state::due;
+            ready_.emplace_back(static_cast<void*>(nullptr), static_cast<call_node*>(t));
+        }
+    }
+}
+
+// --- Other threads ------------------------------------------------------------
+
+inline void scheduler::prepare_remote_wait(remote_wait& w) noexcept {
+    w.queue = remote_;
+    remote_->add_ref(); // for the finishing side's push
+}
+
+inline void scheduler::begin_remote_wait(remote_wait& w, std::coroutine_handle<> waiter) noexcept {
+    w.loop = this;
+    w.waiter = waiter;
+    w.prev_wait = nullptr;
+    w.next_wait = waits_;
+    if (waits_ != nullptr) {
+        waits_->prev_wait = &w;
+    }
+    waits_ = &w;
+    ++wait_count_;
+    update_world();
+}
+
+inline void scheduler::end_remote_wait(remote_wait& w) noexcept {
+    if (w.prev_wait != nullptr) {
+        w.prev_wait->next_wait = w.next_wait;
+    } else {
+        waits_ = w.next_wait;
+    }
+    if (w.next_wait != nullptr) {
+        w.next_wait->prev_wait = w.prev_wait;
+    }
+    w.prev_wait = w.next_wait = nullptr;
+    w.loop = nullptr;
+    --wait_count_;
+}
+
+inline void remote_wait::arrive_impl(remote_node* node, scheduler* loop) noexcept {
+    auto* w = static_cast<remote_wait*>(node);
+    if (loop != nullptr && w->loop == loop) {
+        loop->end_remote_wait(*w);
+        loop->wake(w->waiter); // room was reserved by take_remote
+    }
+    w->release(); // the finishing side's reference, handed over by its push
+}
+
+inline void scheduler::post(remote_node* node) noexcept {
+    switch (remote_->push(node)) {
+    case remote_queue::push_result::closed:
+        node->arrive(node, nullptr); // the loop is being destroyed
+        break;
+    case remote_queue::push_result::first:
+        // The loop is awake and may be busy: have it collect by the end of
+        // its pass. (A sleeping loop was woken by the push itself.)
+        // release: nothing to publish but the queue, which push released;
+        // ordered before the loop's read of the bit by the RMW chain.
+        attention_.fetch_or(attention_remote, std::memory_order_release);
+        break;
+    case remote_queue::push_result::queued:
+    case remote_queue::push_result::woke:
+        break;
+    }
+}
+
+inline void scheduler::request_stop() noexcept {
+    // seq_cst: with remote_queue::wake and begin_sleep, either the loop sees
+    // the bit before it blocks, or wake() sees it blocked and wakes it.
+    attention_.fetch_or(attention_stop, std::memory_order_seq_cst);
+    remote_->wake();
+}
+
+inline void scheduler::take_remote() {
+    if (arrived_ == nullptr) {
+        arrived_ = remote_->take();
+    } else {
+        // Left over from a take whose delivery could not get memory.
+        remote_node* more = remote_->take();
+        remote_node* last = arrived_;
+        while (last->next != nullptr) {
+            last = last->next;
+        }
+        last->next = more;
+    }
+    std::size_t count = 0;
+    for (remote_node* n = arrived_; n != nullptr; n = n->next) {
+        ++count;
+    }
+    ready_.reserve_more(count); // may throw: arrived_ keeps them for the next try
+    while (remote_node* n = arrived_) {
+        arrived_ = n->next;
+        n->arrive(n, this);
+    }
+}
+
+// --- Passes -------------------------------------------------------------------
+
+inline void scheduler::update_world() noexcept {
+    const bool on = timers_.live() > 0 || wait_count_ > 0;
+    if (on != world_on_) {
+        world_on_ = on;
+        // relaxed: the loop's own bit, read by the loop's own thread.
+        if (on) {
+            attention_.fetch_or(attention_world, std::memory_order_relaxed);
+        } else {
+            attention_.fetch_and(~attention_world, std::memory_order_relaxed);
+        }
+    }
+}
+
+inline void scheduler::collect() {
+    // acq_rel: the bit is cleared before the queue is emptied (take's
+    // exchange cannot move above it), so a call queued after the take sets
+    // it again and is collected by the next pass.
+    if ((attention_.load(std::memory_order_relaxed) & attention_remote) != 0) {
+        attention_.fetch_and(~attention_remote, std::memory_order_acq_rel);
+    }
+    if (remote_->nonempty() || arrived_ != nullptr) {
+        take_remote();
+    }
+    if (timers_.size() > 0) {
+        fire_due_timers();
+    }
+    pass_left_ = ready_.size();
+    update_world();
+}
+
+inline bool scheduler::attend(bool honour_stop) {
+    const std::uint32_t bits = attention_.load(std::memory_order_relaxed);
+    if ((bits & attention_error) != 0) {
+        deliver_pending_now();
+    }
+    if (honour_stop && (bits & attention_stop) != 0) {
+        clear_stop();
+        return true;
+    }
+    if ((bits & (attention_world | attention_remote)) != 0) {
+        if (pass_left_ > 1) {
+            --pass_left_;
+        } else {
+            collect();
+        }
+    }
+    return false;
+}
+
+inline void scheduler::run_one_pass() {
+    collect();
+    for (std::size_t n = ready_.size(); n > 0 && !ready_.empty(); --n) {
+        step();
+        if (attention_.load(std::memory_order_relaxed) != 0) [[unlikely]] {
+            if (attend(true)) {
+                return;
+            }
+        }
+    }
+}
+
+// --- Idle ---------------------------------------------------------------------
+
+inline scheduler::idle_result scheduler::idle(idle_mode mode) {
+    for (;;) {
+        if (stop_requested(mode)) {
+            clear_stop();
+            return idle_result::stop;
+        }
+        collect();
+        if (!ready_.empty()) {
+            return idle_result::ready;
+        }
+        const bool outstanding = wait_count_ > 0;
+        const bool timers = timers_.live() > 0;
+        if (!outstanding && !timers && mode != idle_mode::forever) {
+            return idle_result::stuck;
+        }
+        if (clock_ != nullptr && !outstanding && timers) {
+            const loop_clock::rep next = timers_.earliest();
+            if (next != std::numeric_limits<loop_clock::rep>::max()) {
+                // Nothing else can happen first: time moves to the deadline.
+                if (loop_clock::time_point(loop_clock::duration(next)) > clock_->now()) {
+                    clock_->advance_to(loop_clock::time_point(loop_clock::duration(next)));
+                }
+                continue;
+            }
+        }
+        if (outstanding && spin_for_remote(mode)) {
+            continue;
+        }
+        block(mode);
+    }
+}
+
+inline bool scheduler::spin_for_remote(idle_mode mode) {
+    auto until = loop_clock::now() + spin_limit;
+    if (clock_ == nullptr && timers_.live() > 0) {
+        const auto next = loop_clock::time_point(loop_clock::duration(timers_.earliest()));
+        if (next < until) {
+            until = next;
+        }
+    }
+    for (unsigned i = 1;; ++i) {
+        if (remote_->nonempty() || stop_requested(mode)) {
+            return true;
+        }
+        cpu_relax();
+        if (i % 32 == 0 && loop_clock::now() >= until) {
+            return false;
+        }
+    }
+}
+
+inline void scheduler::block(idle_mode mode) {
+    std::optional<std::chrono::nanoseconds> timeout;
+    if (clock_ == nullptr && timers_.live() > 0) {
+        const loop_clock::rep next = timers_.earliest();
+        if (next != std::numeric_limits<loop_clock::rep>::max()) {
+            const loop_clock::rep left = next - timer_ticks(loop_clock::now());
+            timeout = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                loop_clock::duration(left < 0 ? 0 : left));
+        }
+    }
+    if (!wait_.is_open()) {
+        wait_.open(remote_->wake_fd());
+    }
+    if (!remote_->begin_sleep()) {
+        return; // something was queued meanwhile
+    }
+    struct sleeper {
+        remote_queue* q;
+        ~sleeper() { q->end_sleep(); }
+    } awake_after{remote_};
+    if (mode != idle_mode::until_done &&
+        // seq_cst: see request_stop.
+        (attention_.load(std::memory_order_seq_cst) & attention_stop) != 0) {
+        return;
+    }
+    for (const epoll_event& event : wait_.wait(timeout)) {
+        if (event.data.ptr == nullptr) {
+            remote_->drain_wake_fd();
+        }
+    }
+}
+
+// --- Running ------------------------------------------------------------------
+
+inline void scheduler::run() {
+    run_guard guard(*this, "run");
+    if (stop_requested(idle_mode::until_stuck)) {
+        clear_stop();
+        run_one_pass();
+        return;
+    }
+    if ((attention_.load(std::memory_order_relaxed) & attention_error) != 0) {
+        deliver_pending_now();
+    }
+    collect(); // a pass starts with what is ready and due now
+    for (;;) {
+        if (ready_.empty()) {
+            if (idle(idle_mode::until_stuck) != idle_result::ready) {
+                return;
+            }
+            continue;
+        }
+        step();
+        if (attention_.load(std::memory_order_relaxed) != 0) [[unlikely]] {
+            if (attend(true)) {
+                return;
+            }
+        }
+    }
+}
+
+inline void scheduler::run_forever() {
+    run_guard guard(*this, "run_forever");
+    if (stop_requested(idle_mode::forever)) {
+        clear_stop();
+        run_one_pass();
+        return;
+    }
+    if ((attention_.load(std::memory_order_relaxed) & attention_error) != 0) {
+        deliver_pending_now();
+    }
+    collect(); // a pass starts with what is ready and due now
+    for (;;) {
+        if (ready_.empty()) {
+            if (idle(idle_mode::forever) != idle_result::ready) {
+                return;
+            }
+            continue;
+        }
+        step();
+        if (attention_.load(std::memory_order_relaxed) != 0) [[unlikely]] {
+            if (attend(true)) {
+                return;
+            }
+        }
+    }
+}
+
+inline void scheduler::run_until_done(promise_base& p) {
+    run_guard guard(*this, "run_until_complete");
+    if (p.state_ == task_state::created) {
+        spawn(p);
+    }
+    if ((attention_.load(std::memory_order_relaxed) & attention_error) != 0) {
+        deliver_pending_now();
+    }
+    collect();
+    while (p.state_ != task_state::done) {
+        if (p.state_ == task_state::abandoned ||
+            (ready_.empty() && idle(idle_mode::until_done) != idle_result::ready)) {
+            throw task_not_finished(
+                "braid::event_loop::run_until_complete: the loop has nothing left to run "
+                "but the task has not finished (it waits for something that nothing "
+                "will do, or it belongs to another loop)");
+        }
+        step();
+        if (attention_.load(std::memory_order_relaxed) != 0) [[unlikely]] {
+            attend(false);
+        }
+    }
+}
+
+// --- promise_base members that need the scheduler -----------------------------
+
+inline bool promise_base::await_from(std::coroutine_handle<> awaiting,
+                                     scheduler* awaiting_sched) noexcept {
+    continuation_ = awaiting;
+    if (state_ != task_state::created) {
+        return true; // started elsewhere: finish() resumes the awaiting coroutine
+    }
+    state_ = task_state::started;
+    sched_ = awaiting_sched;
+    scheduler& s = *awaiting_sched;
+    if (s.inline_depth_ < scheduler::max_inline_depth) {
+        // Run the child right here. Most children finish without suspending,
+        // and then the awaiting coroutine goes on without a trip through the
+        // trampoline. The nesting is bounded, so the stack is too.
+        ++s.inline_depth_;
+        started_inline_ = true;
+        self_.resume();
+        --s.inline_depth_;
+        if (state_ == task_state::done) {
+            return false;
+        }
+        // The child suspended: from now on it is resumed by the trampoline,
+        // and finish() hands the awaiting coroutine to the trampoline too.
+        started_inline_ = false;
+        return true;
+    }
+    s.transfer_to(self_);
+    return true;
+}
+
+inline void promise_base::finish() noexcept {
+    state_ = task_state::done;
+    scheduler* const s = std::exchange(sched_, nullptr);
+    // A task that was awaited and simply returned takes the short path.
+    if (finish_rare_) [[unlikely]] {
+        finish_rare(*s);
+    }
+    // A child run by its awaiter's await_suspend returns there by itself.
+    if (continuation_ && !started_inline_) {
+        s->transfer_to(continuation_);
+    }
+}
+
+inline void promise_base::finish_rare(scheduler& s) noexcept {
+    const bool has_callbacks = extras_ != nullptr && extras_->first != nullptr;
+    // A fire-and-forget task (only the loop owns it) that failed, with nobody
+    // awaiting it and no callback to look at it: its error goes to the loop.
+    if (exception_ && !continuation_ && !has_callbacks && spawned_ && refs_ == 1) {
+        s.report(exception_);
+    }
+
+    // Callbacks run now, in order, before the loop does anything else.
+    if (has_callbacks) {
+        while (callback_node* n = extras_->first) {
+            extras_->first = n->next;
+            if (extras_->first == nullptr) {
+                extras_->last = nullptr;
+            }
+            try {
+                n->invoke(n, self_.address());
+            } catch (...) {
+                s.report(std::current_exception());
+            }
+            n->destroy(n);
+        }
+    }
+
+    if (spawned_) {
+        spawned_ = false;
+        s.unlink(*this);
+        if (release()) {
+            // Nobody holds the task any more. It cannot free itself while it
+            // is still inside this call: the trampoline does, once it returns.
+            s.dispose_ = self_;
+        }
+    }
+}
+
+} // namespace braid::detail

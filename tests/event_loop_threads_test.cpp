@@ -1,0 +1,251 @@
+// SPDX-License-Identifier: MIT
+// The event loop and other threads: call_soon_threadsafe, stop, run_forever.
+// Worker threads only record; every assertion is on the test's thread.
+
+#include <braid/event_loop.hpp>
+
+#include "support/catch.hpp"
+#include "support/concurrency.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+using namespace std::chrono_literals;
+using clock_type = braid::event_loop::clock;
+
+namespace {
+
+braid::task<> yield_n(long n, long& steps) {
+    for (long i = 0; i < n; ++i) {
+        ++steps;
+        co_await braid::yield();
+    }
+}
+
+} // namespace
+
+TEST_CASE("a thread-safe call made while the loop is not running runs on the next run",
+          "[threads][loop]") {
+    braid::event_loop loop;
+    std::vector<int> order;
+    loop.call_soon_threadsafe([&](int v) { order.push_back(v); }, 1);
+    std::thread other([&] { loop.call_soon_threadsafe([&] { order.push_back(2); }); });
+    other.join();
+    CHECK(order.empty());
+    loop.run();
+    CHECK(order == std::vector<int>{1, 2});
+}
+
+TEST_CASE("thread-safe calls join the back of the ready queue when the pass ends",
+          "[threads][loop]") {
+    braid::event_loop loop;
+    std::vector<std::string> log;
+    auto task = [&](std::string name) -> braid::task<> {
+        log.push_back(name + "0");
+        loop.call_soon_threadsafe([&] { log.push_back("threadsafe"); });
+        co_await braid::yield();
+        log.push_back(name + "1");
+    };
+    loop.spawn(task("a"));
+    loop.spawn(task("b"));
+    loop.run();
+    // The pass a0, b0 ends before the calls queued during it are collected.
+    CHECK(log == std::vector<std::string>{"a0", "b0", "a1", "b1", "threadsafe", "threadsafe"});
+}
+
+TEST_CASE("a busy loop still collects thread-safe calls once per pass", "[threads][loop]") {
+    braid::event_loop loop;
+    std::atomic<long> steps{0};
+    std::atomic<bool> ran{false};
+    auto spinner = [&]() -> braid::task<> {
+        while (!ran.load()) {
+            steps.fetch_add(1, std::memory_order_relaxed);
+            co_await braid::yield();
+        }
+    };
+    std::thread other([&] {
+        braid_test::wait_until([&] { return steps > 1000; }); // the loop is busy
+        loop.call_soon_threadsafe([&] { ran = true; });
+    });
+    loop.run_until_complete(spinner());
+    other.join();
+    CHECK(ran.load());
+}
+
+TEST_CASE("call_soon_threadsafe wakes a loop that sleeps", "[threads][loop]") {
+    braid::event_loop loop;
+    bool ran = false;
+    std::thread other([&] {
+        std::this_thread::sleep_for(20ms); // the loop is asleep by now
+        loop.call_soon_threadsafe([&] {
+            ran = true;
+            loop.stop();
+        });
+    });
+    const auto before = clock_type::now();
+    loop.run_forever();
+    other.join();
+    CHECK(ran);
+    CHECK(clock_type::now() - before < braid_test::hang_guard);
+}
+
+TEST_CASE("stop from another thread ends a loop sleeping for an hour promptly", "[threads][stop]") {
+    braid::event_loop loop;
+    bool fired = false;
+    loop.call_later(1h, [&] { fired = true; });
+    std::thread other([&] {
+        std::this_thread::sleep_for(20ms);
+        loop.stop();
+    });
+    const auto before = clock_type::now();
+    loop.run_forever();
+    const auto took = clock_type::now() - before;
+    other.join();
+    CHECK_FALSE(fired);
+    CHECK(took < 10s); // about 20 ms
+}
+
+TEST_CASE("stop ends run too, after the step in progress", "[threads][stop]") {
+    braid::event_loop loop;
+    std::vector<std::string> log;
+    auto task = [&](std::string name, bool stops) -> braid::task<> {
+        for (int i = 0; i < 3; ++i) {
+            log.push_back(name + std::to_string(i));
+            if (stops && i == 1) {
+                loop.stop();
+            }
+            co_await braid::yield();
+        }
+    };
+    loop.spawn(task("a", true));
+    loop.spawn(task("b", false));
+    loop.run();
+    CHECK(log == std::vector<std::string>{"a0", "b0", "a1"});
+    loop.run(); // the rest is still there
+    CHECK(log == std::vector<std::string>{"a0", "b0", "a1", "b1", "a2", "b2"});
+}
+
+TEST_CASE("stop before run_forever makes it run one pass and return", "[threads][stop]") {
+    braid::event_loop loop;
+    std::vector<std::string> log;
+    auto task = [&](std::string name) -> braid::task<> {
+        for (int i = 0; i < 3; ++i) {
+            log.push_back(name + std::to_string(i));
+            co_await braid::yield();
+        }
+    };
+    loop.spawn(task("a"));
+    loop.spawn(task("b"));
+    loop.stop();
+    loop.run_forever();
+    CHECK(log == std::vector<std::string>{"a0", "b0"});
+    loop.stop();
+    loop.run_forever();
+    CHECK(log == std::vector<std::string>{"a0", "b0", "a1", "b1"});
+}
+
+TEST_CASE("run_until_complete does not stop for stop(); the stop waits for the next run",
+          "[threads][stop]") {
+    braid::event_loop loop;
+    long other_steps = 0;
+    loop.spawn(yield_n(100, other_steps));
+    auto stopper = [&]() -> braid::task<int> {
+        loop.stop();
+        co_await braid::yield();
+        co_return 5;
+    };
+    CHECK(loop.run_until_complete(stopper()) == 5);
+    const long before = other_steps;
+    loop.run_forever(); // the pending stop: one pass
+    CHECK(other_steps == before + 1);
+}
+
+TEST_CASE("exceptions from thread-safe callbacks go to the exception handler",
+          "[threads][errors]") {
+    braid::event_loop loop;
+    loop.call_soon_threadsafe([] { throw std::runtime_error("from a thread"); });
+    REQUIRE_THROWS_WITH(loop.run(), "from a thread");
+}
+
+TEST_CASE("destroying a loop frees thread-safe calls it never ran", "[threads][lifetime]") {
+    const long alive_before = braid_test::counted::live().load();
+    {
+        braid::event_loop loop;
+        std::thread other([&] {
+            for (int i = 0; i < 10; ++i) {
+                loop.call_soon_threadsafe([c = braid_test::counted{}] {});
+            }
+        });
+        other.join();
+    }
+    CHECK(braid_test::counted::live().load() == alive_before);
+}
+
+TEST_CASE("4 threads x 100,000 thread-safe calls while the loop runs tasks and timers: "
+          "none lost, each thread's order kept",
+          "[threads][stress]") {
+    braid_test::watchdog guard("thread-safe call stress");
+    constexpr int threads = 4;
+    constexpr int per_thread = 100'000;
+    braid::event_loop loop;
+    std::vector<std::vector<int>> seen(threads);
+    for (auto& s : seen) {
+        s.reserve(per_thread);
+    }
+    long steps = 0;
+    loop.spawn(yield_n(200'000, steps));
+    int ticks = 0;
+    std::function<void()> tick = [&] {
+        ++ticks;
+        loop.call_later(100us, tick);
+    };
+    loop.call_later(100us, tick);
+    int finished = 0;
+    std::vector<std::thread> senders;
+    for (int t = 0; t < threads; ++t) {
+        senders.emplace_back([&, t] {
+            for (int i = 0; i < per_thread; ++i) {
+                loop.call_soon_threadsafe(
+                    [&seen, t, i] { seen[static_cast<std::size_t>(t)].push_back(i); });
+            }
+            loop.call_soon_threadsafe([&] {
+                if (++finished == threads) {
+                    loop.stop();
+                }
+            });
+        });
+    }
+    loop.run_forever();
+    for (auto& s : senders) {
+        s.join();
+    }
+    for (int t = 0; t < threads; ++t) {
+        const auto& s = seen[static_cast<std::size_t>(t)];
+        REQUIRE(s.size() == static_cast<std::size_t>(per_thread));
+        bool in_order = true;
+        for (int i = 0; i < per_thread; ++i) {
+            in_order = in_order && s[static_cast<std::size_t>(i)] == i;
+        }
+        CHECK(in_order);
+    }
+    CHECK(ticks > 0);
+}
+
+TEST_CASE("run_forever with nothing to do waits for stop instead of returning", "[threads][stop]") {
+    braid::event_loop loop;
+    std::atomic<bool> stop_called{false};
+    std::thread other([&] {
+        std::this_thread::sleep_for(30ms);
+        stop_called = true;
+        loop.stop();
+    });
+    loop.run_forever();
+    const bool returned_after_stop = stop_called.load();
+    other.join();
+    CHECK(returned_after_stop);
+}

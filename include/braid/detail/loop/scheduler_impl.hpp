@@ -114,8 +114,11 @@ inline bool scheduler::cancel_timer(timer_node& node) noexcept {
     case timer_state::pending:
         node.state = timer_state::cancelled;
         node.loop = nullptr;
-        timers_.note_cancelled(); // may release the queue's reference: node is still ours
         node.drop_payload();
+        if (timers_.cancel(&node)) {
+            node.release(); // the queue's reference; the caller holds another
+        }
+        update_world();
         return true;
     case timer_state::due:
         // In the ready queue: run_timer will find it cancelled.
@@ -152,22 +155,27 @@ inline void scheduler::destroy_timer(call_node* n) noexcept {
 
 inline void scheduler::fire_due_timers() {
     const loop_clock::rep now_ticks = timer_ticks(now());
-    for (;;) {
-        ready_.reserve_more(1); // before taking the timer: nothing is lost if it throws
-        timer_node* t = timers_.pop_due(now_ticks);
-        if (t == nullptr) {
-            return;
-        }
+    while (timer_node* t = timers_.pop_due(now_ticks)) {
         if (t->waiter) {
-            // A sleeping task: it is ready; the queue's reference goes.
+            // A sleeping task is ready; the queue's reference goes.
+            try {
+                wake(t->waiter);
+            } catch (...) {
+                timers_.push(t); // room is left by the pop: cannot throw
+                throw;
+            }
             t->state = timer_state::done;
             t->loop = nullptr;
-            wake(t->waiter);
             t->release();
         } else {
             // A callback: the queue's reference moves to the ready queue.
+            try {
+                ready_.emplace_back(static_cast<void*>(nullptr), static_cast<call_node*>(t));
+            } catch (...) {
+                timers_.push(t);
+                throw;
+            }
             t->state = timer_state::due;
-            ready_.emplace_back(static_cast<void*>(nullptr), static_cast<call_node*>(t));
         }
     }
 }
@@ -307,8 +315,8 @@ inline bool scheduler::attend(bool honour_stop) {
     if ((bits & (attention_world | attention_remote)) != 0) {
         if (pass_left_ > 1) {
             --pass_left_;
-        } else {
-            collect();
+        } else if (!ready_.empty()) {
+            collect(); // (with nothing ready, the loop's idle path collects at once)
         }
     }
     return false;
@@ -349,6 +357,12 @@ inline scheduler::idle_result scheduler::idle(idle_mode mode) {
                 // Nothing else can happen first: time moves to the deadline.
                 if (loop_clock::time_point(loop_clock::duration(next)) > clock_->now()) {
                     clock_->advance_to(loop_clock::time_point(loop_clock::duration(next)));
+                }
+                fire_due_timers();
+                pass_left_ = ready_.size();
+                update_world();
+                if (!ready_.empty()) {
+                    return idle_result::ready;
                 }
                 continue;
             }

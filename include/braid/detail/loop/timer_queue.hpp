@@ -33,6 +33,13 @@
 #include <new>
 #include <utility>
 
+#if defined(__GNUC__) || defined(__clang__)
+// The heap's inner step is small and hot; keep it out of a call.
+#define BRAID_DETAIL_TIMER_INLINE [[gnu::always_inline]] inline
+#else
+#define BRAID_DETAIL_TIMER_INLINE inline
+#endif
+
 namespace braid::detail {
 
 using loop_clock = std::chrono::steady_clock;
@@ -55,6 +62,9 @@ struct timer_node : call_node {
     // node; null for a sleep, whose node is a plain timer_node.
     void (*op)(timer_node*, timer_op) = nullptr;
     std::uint32_t refs = 1;
+    // Where push put the node's entry; the entry may have moved since (the
+    // queue checks before trusting it).
+    std::uint32_t slot_hint = 0;
     timer_state state = timer_state::pending;
     bool has_payload = false;
 
@@ -142,7 +152,29 @@ public:
         if (size_ == capacity_) {
             grow();
         }
-        sift_up(size_++, entry{node->deadline, node});
+        node->slot_hint = static_cast<std::uint32_t>(sift_up(size_++, entry{node->deadline, node}));
+    }
+
+    // A pending node is being cancelled (its state already says so). When
+    // its entry is still where push put it -- the common case of a timeout
+    // cancelled soon after it was set -- it is removed at once, while node
+    // and entry are in cache, and the queue's reference is handed back
+    // (true). Otherwise the entry is dropped later (false): from the top, or
+    // by a compaction once cancelled entries outnumber live ones.
+    bool cancel(timer_node* node) noexcept {
+        const std::size_t i = node->slot_hint;
+        if (i < size_ && data_[i].node == node) {
+            const entry last = data_[--size_];
+            if (i < size_) {
+                sift_down(sift_up(i, last), last);
+            }
+            return true;
+        }
+        ++cancelled_;
+        if (cancelled_ > 64 && cancelled_ * 2 > size_) {
+            compact();
+        }
+        return false;
     }
 
     // The earliest live deadline, dropping cancelled entries from the top.
@@ -162,14 +194,6 @@ public:
         timer_node* node = data_[0].node;
         remove_top();
         return node;
-    }
-
-    // A pending node was cancelled (its state already says so).
-    void note_cancelled() noexcept {
-        ++cancelled_;
-        if (cancelled_ > 64 && cancelled_ * 2 > size_) {
-            compact();
-        }
     }
 
     // Empties the queue, handing each node to f (the loop, at its end). f may
@@ -201,7 +225,8 @@ private:
         return a.deadline < b.deadline || (a.deadline == b.deadline && a.node->seq < b.node->seq);
     }
 
-    void sift_up(std::size_t i, entry e) noexcept {
+    // Both return where e ended up.
+    std::size_t sift_up(std::size_t i, entry e) noexcept {
         while (i > 0) {
             const std::size_t parent = (i - 1) / 4;
             if (!before(e, data_[parent])) {
@@ -211,38 +236,67 @@ private:
             i = parent;
         }
         data_[i] = e;
+        return i;
     }
 
-    void sift_down(std::size_t i, entry e) noexcept {
-        for (;;) {
-            const std::size_t first = 4 * i + 1;
-            if (first >= size_) {
-                break;
-            }
-            const std::size_t last = first + 4 < size_ ? first + 4 : size_;
-            std::size_t best = first;
-            for (std::size_t c = first + 1; c < last; ++c) {
-                if (before(data_[c], data_[best])) {
-                    best = c;
-                }
-            }
-            if (!before(data_[best], e)) {
-                break;
-            }
+    std::size_t sift_down(std::size_t i, entry e) noexcept {
+        for (std::size_t best = smallest_child(i); best != i && before(data_[best], e);
+             best = smallest_child(i)) {
             data_[i] = data_[best];
             i = best;
         }
         data_[i] = e;
+        return i;
     }
 
+    // The smallest child of entry i; i itself when it has none.
+    BRAID_DETAIL_TIMER_INLINE std::size_t smallest_child(std::size_t i) const noexcept {
+        const std::size_t first = 4 * i + 1;
+        if (first + 4 <= size_) {
+            // Four children, one cache line: a tournament of three
+            // comparisons the compiler can do without branches.
+            const std::size_t a = before(data_[first + 1], data_[first]) ? first + 1 : first;
+            const std::size_t b =
+                before(data_[first + 3], data_[first + 2]) ? first + 3 : first + 2;
+            return before(data_[b], data_[a]) ? b : a;
+        }
+        std::size_t best = i;
+        for (std::size_t c = first; c < size_; ++c) {
+            if (best == i || before(data_[c], data_[best])) {
+                best = c;
+            }
+        }
+        return best;
+    }
+
+    // Bottom-up: the hole left at the top sinks to a leaf along the smallest
+    // children, and the last entry, which came from the bottom and most often
+    // belongs there, rises from that leaf. A level then costs three
+    // comparisons instead of four.
     void remove_top() noexcept {
         const entry last = data_[--size_];
-        if (size_ > 0) {
-            sift_down(0, last);
+        if (size_ == 0) {
+            return;
         }
+        std::size_t hole = 0;
+        for (;;) {
+            const std::size_t child = smallest_child(hole);
+            if (child == hole) {
+                break;
+            }
+            data_[hole] = data_[child];
+            hole = child;
+        }
+        (void)sift_up(hole, last);
     }
 
     void drop_cancelled_top() noexcept {
+        if (size_ > 0 && data_[0].node->state == timer_state::cancelled) [[unlikely]] {
+            drop_cancelled_top_slow();
+        }
+    }
+
+    void drop_cancelled_top_slow() noexcept {
         while (size_ > 0 && data_[0].node->state == timer_state::cancelled) {
             timer_node* node = data_[0].node;
             remove_top();
@@ -265,7 +319,7 @@ private:
         cancelled_ = 0;
         if (size_ > 1) {
             for (std::size_t i = (size_ - 2) / 4 + 1; i-- > 0;) {
-                sift_down(i, data_[i]);
+                (void)sift_down(i, data_[i]);
             }
         }
     }

@@ -134,14 +134,17 @@ public:
 
     // Queues f(args...) (decay-copied) from any thread, also while the loop
     // sleeps (it wakes up) or is not running (the call waits for the next
-    // run). The loop runs it after the step in progress's pass, at the back
+    // run). The loop collects it when the pass in progress ends, at the back
     // of the ready queue; calls made by one thread run in the order they were
-    // made. What f throws goes to the exception handler.
+    // made. What f throws goes to the exception handler. Small callables
+    // cost no allocation. Throws std::bad_alloc when the queue cannot grow.
     template <class F, class... Args>
         requires std::invocable<std::decay_t<F>, std::decay_t<Args>...>
     void call_soon_threadsafe(F&& f, Args&&... args) {
-        core_.post(new threadsafe_call<std::decay_t<F>, std::decay_t<Args>...>(
-            std::forward<F>(f), std::forward<Args>(args)...));
+        auto item =
+            detail::remote_item::call(detail::bound_call<std::decay_t<F>, std::decay_t<Args>...>(
+                std::forward<F>(f), std::forward<Args>(args)...));
+        core_.post(item);
     }
 
     // The loop's current time: clock::now(), or its manual clock's time.
@@ -204,41 +207,6 @@ public:
     void set_exception_handler(std::nullptr_t) noexcept { core_.set_handler(nullptr); }
 
 private:
-    // A call_soon_threadsafe callback: it crosses threads as a remote_node
-    // and, once collected, runs from the ready queue as a call_node.
-    template <class F, class... Args>
-    struct threadsafe_call final : detail::call_node, detail::remote_node {
-        template <class... A>
-        explicit threadsafe_call(A&&... a) : call(std::forward<A>(a)...) {
-            run = &threadsafe_call::run_impl;
-            destroy = &threadsafe_call::destroy_impl;
-            arrive = &threadsafe_call::arrive_impl;
-        }
-        static void* operator new(std::size_t size) { return detail::allocate_frame(size); }
-        static void operator delete(void* p, std::size_t size) noexcept {
-            detail::deallocate_frame(p, size);
-        }
-        static void run_impl(detail::call_node* node) {
-            struct deleter {
-                threadsafe_call* c;
-                ~deleter() { delete c; }
-            } owner{static_cast<threadsafe_call*>(node)};
-            owner.c->call();
-        }
-        static void destroy_impl(detail::call_node* node) noexcept {
-            delete static_cast<threadsafe_call*>(node);
-        }
-        static void arrive_impl(detail::remote_node* node, detail::scheduler* loop) noexcept {
-            auto* self = static_cast<threadsafe_call*>(node);
-            if (loop != nullptr) {
-                loop->call_soon(self); // cannot throw: the loop reserved room
-            } else {
-                delete self;
-            }
-        }
-        detail::bound_call<F, Args...> call;
-    };
-
     template <class F, class... Args>
     timer_handle schedule(clock::time_point deadline, F&& f, Args&&... args) {
         using node_type = detail::timer_call<std::decay_t<F>, std::decay_t<Args>...>;

@@ -24,6 +24,7 @@
 // thread never changes across a co_await.
 
 #include <braid/detail/loop/nodes.hpp>
+#include <braid/detail/loop/remote_queue.hpp>
 #include <braid/detail/loop/remote_wait.hpp>
 #include <braid/detail/loop/scheduler.hpp>
 #include <braid/detail/task_core.hpp>
@@ -163,10 +164,17 @@ public:
 
     [[nodiscard]] bool await_ready() const noexcept { return false; }
 
+    // Not noexcept: reserving room for the wake-up can throw std::bad_alloc,
+    // which then surfaces at the co_await.
     template <braid_promise P>
-    bool await_suspend(std::coroutine_handle<P> self) noexcept {
+    bool await_suspend(std::coroutine_handle<P> self) {
         scheduler& loop = *self.promise().owner();
-        loop.prepare_remote_wait(*node_);
+        try {
+            loop.prepare_remote_wait(*node_);
+        } catch (...) {
+            node_->release(); // the reference meant for a job that will not exist
+            throw;
+        }
         try {
             executor_.post(offload_job(node_));
         } catch (...) {

@@ -5,9 +5,6 @@
 //
 //   call_node    a callback in the ready queue (call_soon, a due timer, a
 //                thread-safe call once it has reached the loop)
-//   remote_node  something another thread hands to the loop through its
-//                remote_queue (a thread-safe call, finished pool work, a
-//                stream's wake-up)
 //   bound_call   f and its decay-copied arguments, called once
 //
 // Nodes come from the frame pool (frame_pool.hpp): they are as short-lived
@@ -28,15 +25,6 @@ class scheduler;
 struct call_node {
     void (*run)(call_node*) = nullptr;
     void (*destroy)(call_node*) noexcept = nullptr;
-};
-
-// Something handed to the loop from another thread. arrive runs on the
-// loop's thread when the loop collects it, with the loop; or with nullptr
-// when the loop is gone (it was queued, or pushed, after the loop closed its
-// queue), and must then only let go of the node.
-struct remote_node {
-    remote_node* next = nullptr; // the remote_queue's link
-    void (*arrive)(remote_node*, scheduler*) noexcept = nullptr;
 };
 
 // f(args...), called at most once, with everything moved in.

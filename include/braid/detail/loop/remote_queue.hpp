@@ -6,37 +6,211 @@
 // thread; the loop takes them all at once, in the order they were pushed (so
 // the calls of one thread keep their order).
 //
-// head_ is a lock-free stack: a push is one compare-exchange, and the loop's
-// take is one exchange that empties it; the loop then reverses the list.
-// Nodes only ever leave all at once, so there is no ABA problem. The two low
-// bits of head_ carry the loop's side:
-//   sleeping  the loop is blocked in its wait point, or about to block: the
-//             push that clears the bit wakes it through the eventfd. Only
-//             one pusher sees the bit, so a busy loop costs pushers no
-//             system call and a sleeping one costs exactly one.
-//   closed    the loop is gone: pushes fail and the pusher keeps its node.
+// The items live in a vector guarded by a mutex, which the loop swaps with an
+// empty one of its own: a push is a short critical section and a move into
+// contiguous memory, the loop takes a whole batch with one lock, and in a
+// steady state nothing is allocated (a linked list of nodes, tried first,
+// cost a heap allocation per call and a cache miss per node on the loop's
+// side). Small callables are stored inline in the item.
+//
+// The loop's side of the wake-up: before it blocks, the loop marks itself
+// sleeping under the mutex (only when nothing is queued); the push that finds
+// it sleeping clears the mark and writes the eventfd. So a busy loop costs
+// pushers no system call, and a sleeping one exactly one.
 //
 // Shared by count between the loop and every thread that may still push (a
 // pool job of run_in, a stream's waker), so a push after the loop is
 // destroyed fails cleanly instead of touching freed memory; the eventfd lives
 // as long as this object.
 
-#include <braid/detail/loop/nodes.hpp>
+#include <braid/detail/loop/remote_wait.hpp>
 
 #include <atomic>
 #include <cerrno>
+#include <cstddef>
 #include <cstdint>
+#include <mutex>
+#include <new>
 #include <system_error>
+#include <type_traits>
+#include <utility>
+#include <vector>
 
 #include <sys/eventfd.h>
 #include <unistd.h>
 
 namespace braid::detail {
 
+// One thing handed to the loop: either a thread-safe call (run later, from
+// the ready queue, as its own step) or the wake-up of a task waiting on
+// another thread's work (delivered as soon as the loop collects it).
+// Move-only; a callable that does not fit inline, or whose move may throw,
+// goes to the heap.
+class remote_item {
+public:
+    static constexpr std::size_t inline_size = 6 * sizeof(void*);
+
+    remote_item() noexcept = default;
+
+    // A thread-safe call: c() runs on the loop's thread and may throw.
+    template <class Call>
+    static remote_item call(Call&& c) {
+        remote_item item;
+        item.emplace(std::forward<Call>(c));
+        return item;
+    }
+
+    // The wake-up of a remote wait: delivered at collection (see remote_wait).
+    static remote_item wake(remote_wait* w) noexcept {
+        remote_item item;
+        ::new (static_cast<void*>(item.storage_)) remote_wait*(w);
+        item.ops_ = &wake_ops;
+        return item;
+    }
+
+    remote_item(remote_item&& other) noexcept : ops_(other.ops_) {
+        if (ops_ != nullptr) {
+            ops_->move(other.storage_, storage_);
+            other.ops_ = nullptr;
+        }
+    }
+    remote_item& operator=(remote_item&& other) noexcept {
+        if (this != &other) {
+            reset();
+            if (other.ops_ != nullptr) {
+                other.ops_->move(other.storage_, storage_);
+                ops_ = std::exchange(other.ops_, nullptr);
+            }
+        }
+        return *this;
+    }
+    remote_item(const remote_item&) = delete;
+    remote_item& operator=(const remote_item&) = delete;
+    ~remote_item() { reset(); }
+
+    [[nodiscard]] bool is_wake() const noexcept { return ops_ == &wake_ops; }
+    // Empties a wake-up item, handing over its reference.
+    [[nodiscard]] remote_wait* take_wait() noexcept {
+        ops_ = nullptr;
+        return *std::launder(reinterpret_cast<remote_wait**>(storage_));
+    }
+
+    // Runs a call, once; the item is empty afterwards (also when it throws).
+    void run() {
+        const operations* ops = std::exchange(ops_, nullptr);
+        struct destroyer {
+            const operations* ops;
+            unsigned char* storage;
+            ~destroyer() { ops->destroy(storage); }
+        } done{ops, storage_};
+        ops->call(storage_);
+    }
+
+    // Lets go of what the item holds without running it (a wake-up drops
+    // its reference).
+    void reset() noexcept {
+        if (ops_ == &wake_ops) {
+            take_wait()->release();
+        } else if (ops_ != nullptr) {
+            std::exchange(ops_, nullptr)->destroy(storage_);
+        }
+    }
+
+private:
+    struct operations {
+        void (*call)(void*);
+        void (*move)(void* from, void* to) noexcept; // leaves `from` destroyed
+        void (*destroy)(void*) noexcept;
+    };
+
+    template <class C>
+    static constexpr bool fits_inline =
+        sizeof(C) <= inline_size && alignof(C) <= alignof(std::max_align_t) &&
+        std::is_nothrow_move_constructible_v<C>;
+
+    template <class Call>
+    void emplace(Call&& c) {
+        using C = std::decay_t<Call>;
+        if constexpr (fits_inline<C>) {
+            ::new (static_cast<void*>(storage_)) C(std::forward<Call>(c));
+            ops_ = &inline_ops<C>;
+        } else {
+            ::new (static_cast<void*>(storage_)) C*(new C(std::forward<Call>(c)));
+            ops_ = &heap_ops<C>;
+        }
+    }
+
+    template <class C>
+    static constexpr operations inline_ops{
+        [](void* p) { (*std::launder(static_cast<C*>(p)))(); },
+        [](void* from, void* to) noexcept {
+            C* source = std::launder(static_cast<C*>(from));
+            ::new (to) C(std::move(*source));
+            source->~C();
+        },
+        [](void* p) noexcept { std::launder(static_cast<C*>(p))->~C(); },
+    };
+
+    template <class C>
+    static constexpr operations heap_ops{
+        [](void* p) { (**static_cast<C**>(p))(); },
+        [](void* from, void* to) noexcept { *static_cast<C**>(to) = *static_cast<C**>(from); },
+        [](void* p) noexcept { delete *static_cast<C**>(p); },
+    };
+
+    static void wake_move(void* from, void* to) noexcept {
+        *static_cast<remote_wait**>(to) = *static_cast<remote_wait**>(from);
+    }
+    static constexpr operations wake_ops{nullptr, &wake_move, nullptr};
+
+    const operations* ops_ = nullptr;
+    alignas(std::max_align_t) unsigned char storage_[inline_size];
+};
+
+// A FIFO of items in a ring that doubles when full and never shrinks: the
+// thread-safe calls the loop has collected and not yet run. Loop thread only.
+class remote_fifo {
+public:
+    [[nodiscard]] bool empty() const noexcept { return size_ == 0; }
+
+    // Makes room for n more pushes, so that they cannot throw.
+    void reserve_more(std::size_t n) {
+        if (size_ + n > slots_.size()) {
+            std::size_t capacity = slots_.empty() ? 16 : slots_.size();
+            while (capacity < size_ + n) {
+                capacity *= 2;
+            }
+            std::vector<remote_item> bigger(capacity);
+            for (std::size_t i = 0; i < size_; ++i) {
+                bigger[i] = std::move(slots_[(head_ + i) & (slots_.size() - 1)]);
+            }
+            slots_ = std::move(bigger);
+            head_ = 0;
+        }
+    }
+    // Precondition: room was reserved.
+    void push(remote_item&& item) noexcept {
+        slots_[(head_ + size_) & (slots_.size() - 1)] = std::move(item);
+        ++size_;
+    }
+    // Precondition: !empty().
+    remote_item pop() noexcept {
+        remote_item item = std::move(slots_[head_]);
+        head_ = (head_ + 1) & (slots_.size() - 1);
+        --size_;
+        return item;
+    }
+
+private:
+    std::vector<remote_item> slots_; // size is zero or a power of two
+    std::size_t head_ = 0;
+    std::size_t size_ = 0;
+};
+
 class remote_queue {
 public:
     enum class push_result : unsigned char {
-        closed, // the loop is gone; the caller still owns the node
+        closed, // the loop is gone; the item was not taken
         first,  // queued into an empty queue while the loop is awake
         queued, // queued behind others
         woke,   // queued, and the sleeping loop was woken
@@ -57,80 +231,110 @@ public:
         }
     }
 
-    // Any thread.
-    push_result push(remote_node* node) noexcept {
-        // relaxed: the compare-exchange below re-reads it.
-        std::uintptr_t old = head_.load(std::memory_order_relaxed);
-        do {
-            if ((old & closed) != 0) {
-                return push_result::closed;
-            }
-            node->next = reinterpret_cast<remote_node*>(old & ~flags);
-            // acq_rel: releases the node's contents to the loop's take; acquires
-            // wake_fd_, which the loop wrote before setting `sleeping`.
-        } while (!head_.compare_exchange_weak(old, reinterpret_cast<std::uintptr_t>(node),
-                                              std::memory_order_acq_rel,
-                                              std::memory_order_relaxed));
-        if ((old & sleeping) != 0) {
-            signal();
-            return push_result::woke;
+    // Any thread: a thread-safe call. On `closed` the item is left with the
+    // caller. Throws std::bad_alloc (nothing queued) when the queue cannot
+    // grow.
+    push_result push(remote_item& item) {
+        std::unique_lock lock(mutex_);
+        if (closed_) {
+            return push_result::closed;
         }
-        return (old & ~flags) == 0 ? push_result::first : push_result::queued;
+        // Room for the wake-ups promised by reserve_wake stays free.
+        if (items_.size() + reserved_ + 1 > items_.capacity()) {
+            items_.reserve(2 * (items_.size() + reserved_ + 1));
+        }
+        return push_locked(item, lock);
     }
 
-    // Any thread: wakes the loop if it sleeps (for stop()).
+    // Any thread: a wake-up reserved by reserve_wake; never allocates.
+    push_result push_wake(remote_item& item) noexcept {
+        std::unique_lock lock(mutex_);
+        if (closed_) {
+            return push_result::closed;
+        }
+        --reserved_;
+        return push_locked(item, lock);
+    }
+
+    // The loop's thread, before a remote wait starts: keeps room for its
+    // wake-up, so that the thread finishing the work never needs memory to
+    // report it. Throws std::bad_alloc (nothing reserved).
+    void reserve_wake() {
+        std::lock_guard lock(mutex_);
+        if (items_.size() + reserved_ + 1 > items_.capacity()) {
+            items_.reserve(2 * (items_.size() + reserved_ + 1));
+        }
+        ++reserved_;
+    }
+    // A reserved wake-up that will never be pushed (the wait ended another way).
+    void cancel_wake() noexcept {
+        std::lock_guard lock(mutex_);
+        --reserved_;
+    }
+
+    // Any thread: wakes the loop if it sleeps (for stop()). The caller's
+    // flag, written before, is seen by the loop: either the loop checks it
+    // after marking itself sleeping (begin_sleep happens before this lock),
+    // or this lock comes first and the loop's later check sees the flag.
     void wake() noexcept {
-        // seq_cst (with the RMWs below): pairs with the caller's seq_cst flag
-        // store and the loop's begin_sleep, so that either the loop sees the
-        // flag before blocking or this sees `sleeping`.
-        std::uintptr_t old = head_.load(std::memory_order_seq_cst);
-        while ((old & sleeping) != 0) {
-            if (head_.compare_exchange_weak(old, old & ~sleeping, std::memory_order_seq_cst)) {
-                signal();
-                return;
-            }
+        bool signal = false;
+        {
+            std::lock_guard lock(mutex_);
+            signal = std::exchange(sleeping_, false);
+        }
+        if (signal) {
+            wake_loop();
         }
     }
 
     // --- The loop's thread ----------------------------------------------------
 
     [[nodiscard]] bool nonempty() const noexcept {
-        // relaxed: a hint; take() acquires what it returns.
-        return (head_.load(std::memory_order_relaxed) & ~flags) != 0;
+        // relaxed: a hint; take() locks.
+        return nonempty_.load(std::memory_order_relaxed);
     }
 
-    // Empties the queue; returns the nodes oldest first (a list through
-    // next). Also clears `sleeping`.
-    [[nodiscard]] remote_node* take() noexcept {
-        // acquire: pairs with push's release; the nodes' contents are visible.
-        const std::uintptr_t old = head_.exchange(0, std::memory_order_acquire);
-        return reverse(reinterpret_cast<remote_node*>(old & ~flags));
+    // Swaps what is queued into `out` (which must be empty), oldest first.
+    // Throws std::bad_alloc (nothing taken) when `out` lacks the room that
+    // reserved wake-ups need once it is the queue.
+    void take(std::vector<remote_item>& out) {
+        std::lock_guard lock(mutex_);
+        if (out.capacity() < reserved_ + 1) {
+            out.reserve(2 * (reserved_ + 1));
+        }
+        items_.swap(out);
+        // relaxed: under the lock; see push().
+        nonempty_.store(false, std::memory_order_relaxed);
     }
 
-    // Announces that the loop is about to block; false (and nothing changed)
-    // when something is queued already. wake_fd() must be open.
+    // The loop is about to block: marks it sleeping unless something is
+    // queued (false). wake_fd() must be open.
     [[nodiscard]] bool begin_sleep() noexcept {
-        std::uintptr_t expected = 0;
-        // seq_cst: see wake().
-        return head_.compare_exchange_strong(expected, sleeping, std::memory_order_seq_cst);
+        std::lock_guard lock(mutex_);
+        if (!items_.empty()) {
+            return false;
+        }
+        sleeping_ = true;
+        return true;
     }
 
-    // After the wait: clears `sleeping` if no pusher did.
+    // After the wait: no longer sleeping (a pusher may have cleared it).
     void end_sleep() noexcept {
-        std::uintptr_t expected = sleeping;
-        // relaxed: only our own bit; a node pushed meanwhile is taken by take().
-        head_.compare_exchange_strong(expected, 0, std::memory_order_relaxed);
+        std::lock_guard lock(mutex_);
+        sleeping_ = false;
     }
 
-    // The loop is going away: from now on pushes fail. Returns what was
-    // queued, oldest first.
-    [[nodiscard]] remote_node* close() noexcept {
-        // acquire: as take().
-        const std::uintptr_t old = head_.exchange(closed, std::memory_order_acquire);
-        return reverse(reinterpret_cast<remote_node*>(old & ~flags));
+    // The loop is going away: from now on pushes fail. Hands over what was
+    // queued.
+    void close(std::vector<remote_item>& out) noexcept {
+        std::lock_guard lock(mutex_);
+        closed_ = true;
+        items_.swap(out);
     }
 
-    // The eventfd that wakes the loop, opened on first use.
+    // The eventfd that wakes the loop, opened on first use (the loop's
+    // thread, before it first sleeps; pushers only use it after seeing the
+    // loop asleep, under the mutex).
     int wake_fd() {
         if (wake_fd_ < 0) {
             const int fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -138,6 +342,7 @@ public:
                 throw std::system_error(errno, std::system_category(),
                                         "braid::event_loop: eventfd");
             }
+            std::lock_guard lock(mutex_);
             wake_fd_ = fd;
         }
         return wake_fd_;
@@ -150,10 +355,23 @@ public:
     }
 
 private:
-    static constexpr std::uintptr_t sleeping = 1;
-    static constexpr std::uintptr_t closed = 2;
-    static constexpr std::uintptr_t flags = 3;
-    static_assert(alignof(remote_node) >= 4, "two low bits of a node's address are free");
+    push_result push_locked(remote_item& item, std::unique_lock<std::mutex>& lock) noexcept {
+        push_result result = push_result::queued;
+        const bool was_empty = items_.empty();
+        items_.push_back(std::move(item)); // capacity is there: cannot throw
+        if (was_empty) {
+            // relaxed: a hint for the loop's nonempty(); take() locks.
+            nonempty_.store(true, std::memory_order_relaxed);
+            result = push_result::first;
+        }
+        const bool signal = std::exchange(sleeping_, false);
+        lock.unlock();
+        if (signal) {
+            wake_loop();
+            result = push_result::woke;
+        }
+        return result;
+    }
 
     ~remote_queue() {
         if (wake_fd_ >= 0) {
@@ -161,26 +379,36 @@ private:
         }
     }
 
-    void signal() noexcept {
+    void wake_loop() noexcept {
         // Cannot fail in a way we could act on: the counter cannot overflow
         // (the loop drains it) and the descriptor lives as long as we do.
         (void)::eventfd_write(wake_fd_, 1);
     }
 
-    static remote_node* reverse(remote_node* n) noexcept {
-        remote_node* out = nullptr;
-        while (n != nullptr) {
-            remote_node* next = n->next;
-            n->next = out;
-            out = n;
-            n = next;
-        }
-        return out;
-    }
-
-    std::atomic<std::uintptr_t> head_{0};
+    std::mutex mutex_;
+    std::vector<remote_item> items_; // guarded by mutex_
+    std::size_t reserved_ = 0;       // guarded by mutex_: wake-ups promised room
+    bool sleeping_ = false;          // guarded by mutex_
+    bool closed_ = false;            // guarded by mutex_
+    std::atomic<bool> nonempty_{false};
     std::atomic<std::uint32_t> refs_{1}; // the loop's
-    int wake_fd_ = -1;                   // written by the loop before it first sleeps
+    int wake_fd_ = -1;
 };
+
+inline void remote_wait::complete() noexcept {
+    remote_queue* const q = queue;
+    remote_item item = remote_item::wake(this);
+    if (q->push_wake(item) == remote_queue::push_result::closed) {
+        (void)item.take_wait();
+        release(); // the loop is gone: nobody will take our reference
+    }
+    q->release();
+}
+
+inline void remote_wait::withdraw() noexcept {
+    remote_queue* const q = std::exchange(queue, nullptr);
+    q->cancel_wake();
+    q->release();
+}
 
 } // namespace braid::detail

@@ -21,17 +21,17 @@
 // derived object before pushing, which publishes it (release) to the loop's
 // take (acquire).
 
-#include <braid/detail/loop/nodes.hpp>
-#include <braid/detail/loop/remote_queue.hpp>
-
 #include <atomic>
 #include <coroutine>
 #include <cstdint>
 
 namespace braid::detail {
 
-struct remote_wait : remote_node {
-    remote_wait() noexcept { arrive = &remote_wait::arrive_impl; }
+class scheduler;
+class remote_queue;
+
+struct remote_wait {
+    remote_wait() noexcept = default;
     remote_wait(const remote_wait&) = delete;
     remote_wait& operator=(const remote_wait&) = delete;
 
@@ -54,17 +54,12 @@ struct remote_wait : remote_node {
 
     // The finishing side, on any thread, when it is done: hands its
     // reference to the loop, and drops the queue reference it was given. The
-    // node must not be touched after this.
-    void complete() noexcept {
-        remote_queue* const q = queue;
-        if (q->push(this) == remote_queue::push_result::closed) {
-            release();
-        }
-        q->release();
-    }
-
-    // Defined in scheduler.hpp: resumes the waiter, if it still waits.
-    static void arrive_impl(remote_node* node, scheduler* loop) noexcept;
+    // node must not be touched after this. Defined in remote_queue.hpp.
+    void complete() noexcept;
+    // Instead of complete(), when the finishing side will never complete (the
+    // wait was over before it began, or its waker was taken back): gives back
+    // the room reserved for the wake-up and the queue reference.
+    void withdraw() noexcept;
 };
 
 } // namespace braid::detail

@@ -208,13 +208,16 @@ public:
     // finishing side the loop's queue (before the work may start), begin
     // registers the waiting task (once the work is surely submitted), end
     // unregisters it (it no longer waits: resumed, or its frame is going).
-    void prepare_remote_wait(remote_wait& w) noexcept;
+    void prepare_remote_wait(remote_wait& w);
+    // A prepared wait that will never be completed by the other side (it was
+    // ready before it waited, or its waker was taken back).
+    void unprepare_remote_wait(remote_wait& w) noexcept;
     void begin_remote_wait(remote_wait& w, std::coroutine_handle<> waiter) noexcept;
     void end_remote_wait(remote_wait& w) noexcept;
 
-    // Any thread: queues a thread-safe call (a call_node that is also a
-    // remote_node), waking the loop if it sleeps.
-    void post(remote_node* node) noexcept;
+    // Any thread: queues a thread-safe call, waking the loop if it sleeps.
+    // Throws std::bad_alloc when the queue cannot grow.
+    void post(remote_item& item);
     // Any thread: run()/run_forever() return after the step in progress.
     void request_stop() noexcept;
 
@@ -374,6 +377,22 @@ private:
     static void run_timer(call_node* node);
     static void destroy_timer(call_node* node) noexcept;
 
+    // A ready-queue item standing for "the next collected thread-safe call":
+    // calls wait in threadsafe_calls_, in order, and each takes its own step.
+    struct threadsafe_marker final : call_node {
+        explicit threadsafe_marker(scheduler* s) noexcept : owner(s) {
+            run = &threadsafe_marker::run_impl;
+            destroy = &threadsafe_marker::destroy_impl;
+        }
+        static void run_impl(call_node* node) {
+            static_cast<threadsafe_marker*>(node)->owner->threadsafe_calls_.pop().run();
+        }
+        static void destroy_impl(call_node* node) noexcept {
+            (void)static_cast<threadsafe_marker*>(node)->owner->threadsafe_calls_.pop();
+        }
+        scheduler* owner;
+    };
+
     friend class promise_base;
     friend struct remote_wait;
 
@@ -402,8 +421,10 @@ private:
     timer_queue timers_;
     std::uint64_t timer_seq_ = 0;
     remote_queue* remote_;           // shared with threads that may still push
-    remote_node* arrived_ = nullptr; // taken from remote_, not yet delivered
-    remote_wait* waits_ = nullptr;   // outstanding remote waits (a list)
+    std::vector<remote_item> taken_; // swapped with remote_'s items at collection
+    remote_fifo threadsafe_calls_;   // collected, waiting for their step
+    threadsafe_marker marker_{this};
+    remote_wait* waits_ = nullptr; // outstanding remote waits (a list)
     std::size_t wait_count_ = 0;
     wait_point wait_;
 };

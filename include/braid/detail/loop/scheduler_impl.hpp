@@ -36,14 +36,10 @@ inline constexpr std::chrono::microseconds spin_limit{50};
 inline scheduler::~scheduler() {
     // 1. Other threads can no longer reach this loop: what they queued, and
     //    what they finish from now on, is dropped unrun.
-    for (remote_node* n = remote_->close(); n != nullptr;) {
-        remote_node* next = n->next;
-        n->arrive(n, nullptr);
-        n = next;
-    }
-    while (remote_node* n = arrived_) {
-        arrived_ = n->next;
-        n->arrive(n, nullptr);
+    {
+        std::vector<remote_item> queued;
+        remote_->close(queued);
+        taken_.clear();
     }
     // 2. Outstanding remote waits forget this loop, so that an awaiter
     //    destroyed with its frame (below, or later by a task object that
@@ -182,9 +178,14 @@ inline void scheduler::fire_due_timers() {
 
 // --- Other threads ------------------------------------------------------------
 
-inline void scheduler::prepare_remote_wait(remote_wait& w) noexcept {
+inline void scheduler::prepare_remote_wait(remote_wait& w) {
+    remote_->reserve_wake(); // may throw: nothing prepared
     w.queue = remote_;
     remote_->add_ref(); // for the finishing side's push
+}
+
+inline void scheduler::unprepare_remote_wait(remote_wait& w) noexcept {
+    w.withdraw();
 }
 
 inline void scheduler::begin_remote_wait(remote_wait& w, std::coroutine_handle<> waiter) noexcept {
@@ -214,30 +215,14 @@ inline void scheduler::end_remote_wait(remote_wait& w) noexcept {
     --wait_count_;
 }
 
-inline void remote_wait::arrive_impl(remote_node* node, scheduler* loop) noexcept {
-    auto* w = static_cast<remote_wait*>(node);
-    if (loop != nullptr && w->loop == loop) {
-        loop->end_remote_wait(*w);
-        loop->wake(w->waiter); // room was reserved by take_remote
-    }
-    w->release(); // the finishing side's reference, handed over by its push
-}
-
-inline void scheduler::post(remote_node* node) noexcept {
-    switch (remote_->push(node)) {
-    case remote_queue::push_result::closed:
-        node->arrive(node, nullptr); // the loop is being destroyed
-        break;
-    case remote_queue::push_result::first:
+inline void scheduler::post(remote_item& item) {
+    if (remote_->push(item) == remote_queue::push_result::first) {
         // The loop is awake and may be busy: have it collect by the end of
-        // its pass. (A sleeping loop was woken by the push itself.)
-        // release: nothing to publish but the queue, which push released;
-        // ordered before the loop's read of the bit by the RMW chain.
+        // its pass. (A sleeping loop was woken by the push itself; on
+        // `closed` the loop is being destroyed and the caller's item is
+        // destroyed unrun.)
+        // release: orders the push before the bit for a reader that acquires.
         attention_.fetch_or(attention_remote, std::memory_order_release);
-        break;
-    case remote_queue::push_result::queued:
-    case remote_queue::push_result::woke:
-        break;
     }
 }
 
@@ -249,26 +234,27 @@ inline void scheduler::request_stop() noexcept {
 }
 
 inline void scheduler::take_remote() {
-    if (arrived_ == nullptr) {
-        arrived_ = remote_->take();
-    } else {
-        // Left over from a take whose delivery could not get memory.
-        remote_node* more = remote_->take();
-        remote_node* last = arrived_;
-        while (last->next != nullptr) {
-            last = last->next;
+    if (taken_.empty()) {
+        remote_->take(taken_);
+    }
+    // Room first, so that delivering cannot fail half-way (if this throws,
+    // taken_ keeps the items for the next collection).
+    ready_.reserve_more(taken_.size());
+    threadsafe_calls_.reserve_more(taken_.size());
+    for (remote_item& item : taken_) {
+        if (item.is_wake()) {
+            remote_wait* const w = item.take_wait();
+            if (w->loop == this) { // it still waits
+                end_remote_wait(*w);
+                wake(w->waiter);
+            }
+            w->release(); // the finishing side's reference, handed over
+        } else {
+            threadsafe_calls_.push(std::move(item));
+            ready_.emplace_back(static_cast<void*>(nullptr), static_cast<call_node*>(&marker_));
         }
-        last->next = more;
     }
-    std::size_t count = 0;
-    for (remote_node* n = arrived_; n != nullptr; n = n->next) {
-        ++count;
-    }
-    ready_.reserve_more(count); // may throw: arrived_ keeps them for the next try
-    while (remote_node* n = arrived_) {
-        arrived_ = n->next;
-        n->arrive(n, this);
-    }
+    taken_.clear();
 }
 
 // --- Passes -------------------------------------------------------------------
@@ -293,7 +279,7 @@ inline void scheduler::collect() {
     if ((attention_.load(std::memory_order_relaxed) & attention_remote) != 0) {
         attention_.fetch_and(~attention_remote, std::memory_order_acq_rel);
     }
-    if (remote_->nonempty() || arrived_ != nullptr) {
+    if (remote_->nonempty() || !taken_.empty()) {
         take_remote();
     }
     if (timers_.size() > 0) {

@@ -39,6 +39,13 @@
 #else
 #define BRAID_DETAIL_TIMER_INLINE inline
 #endif
+// Work-around for g++ 12's false -Wuse-after-free on reference counts (see
+// timer_node::free_node); harmless elsewhere: freeing is the rare path.
+#if defined(__GNUC__) && !defined(__clang__)
+#define BRAID_DETAIL_REFCOUNT_FREE [[gnu::noinline]]
+#else
+#define BRAID_DETAIL_REFCOUNT_FREE
+#endif
 
 namespace braid::detail {
 
@@ -74,12 +81,19 @@ struct timer_node : call_node {
     void add_ref() noexcept { ++refs; }
     void release() noexcept {
         if (--refs == 0) {
-            drop_payload();
-            if (op != nullptr) {
-                op(this, timer_op::free);
-            } else {
-                delete this;
-            }
+            free_node();
+        }
+    }
+    // Out of line: when two releases of one node are inlined into one
+    // function, g++ 12 cannot see that the count keeps the first from
+    // freeing it and warns of a use after free (-Wuse-after-free, a false
+    // positive: gcc.gnu.org/PR104069, PR106776).
+    BRAID_DETAIL_REFCOUNT_FREE void free_node() noexcept {
+        drop_payload();
+        if (op != nullptr) {
+            op(this, timer_op::free);
+        } else {
+            delete this;
         }
     }
     // Destroys the callback, once, without running it.

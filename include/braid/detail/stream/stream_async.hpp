@@ -9,6 +9,7 @@
 // input published, the result not yet computed), so async_next polls again
 // and, if need be, waits again.
 
+#include <braid/detail/loop/remote_queue.hpp>
 #include <braid/detail/loop/remote_wait.hpp>
 #include <braid/detail/loop/scheduler.hpp>
 #include <braid/detail/stream/stream_channel.hpp>
@@ -49,7 +50,7 @@ public:
         if (channel_.disarm(node_)) {
             // Never woken: the stream's reference, and the queue reference
             // its push would have dropped, come back to us.
-            node_->queue->release();
+            node_->withdraw();
             node_->release();
         }
         node_->release();
@@ -65,7 +66,7 @@ public:
         loop.prepare_remote_wait(*node_);
         if (!channel_.arm(seq_, node_)) {
             // Ready already: nothing was left with the stream.
-            node_->queue->release();
+            loop.unprepare_remote_wait(*node_);
             node_->release();
             return false;
         }

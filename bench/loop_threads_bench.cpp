@@ -1,0 +1,329 @@
+// SPDX-License-Identifier: MIT
+//
+// The event loop and other threads, against a minimal design and asio in one
+// binary:
+//
+//   threadsafe_post  callbacks posted by one other thread to a running loop,
+//                    per callback (throughput)
+//   wakeup           latency from a post by another thread to the callback
+//                    running on a loop that was asleep: median and p99
+//   run_in           a loop -> pool -> loop round trip with trivial work,
+//                    and the CPU time (both threads) it costs
+//   idle_cpu         CPU a loop uses while it waits 100 ms for a timer, just
+//                    after finishing work from a pool
+//
+// The minimal design is written here: a mutex-guarded vector that the loop
+// swaps out, waking it through an eventfd only when the vector goes from
+// empty to non-empty. The peer is asio (Debian's libasio-dev): io_context
+// with post(), and co_await post(pool) then post(io) for the round trip.
+
+#include <braid/event_loop.hpp>
+#include <braid/run_in.hpp>
+#include <braid/thread_pool.hpp>
+
+#include <benchmark/benchmark.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#if BRAID_BENCH_HAVE_ASIO
+#if defined(__clang__) && !defined(ASIO_HAS_CO_AWAIT)
+#define ASIO_HAS_CO_AWAIT 1 // see event_loop_bench.cpp
+#endif
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/executor_work_guard.hpp>
+#include <asio/io_context.hpp>
+#include <asio/post.hpp>
+#include <asio/thread_pool.hpp>
+#include <asio/use_awaitable.hpp>
+#endif
+
+namespace {
+
+using namespace std::chrono_literals;
+using clock_type = std::chrono::steady_clock;
+
+constexpr int posts_per_run = 100'000;
+constexpr int wakeups_per_run = 200;
+constexpr int round_trips_per_run = 10'000;
+
+// CPU time of the whole process (every thread).
+std::chrono::nanoseconds process_cpu() {
+    rusage usage{};
+    getrusage(RUSAGE_SELF, &usage);
+    return std::chrono::seconds(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
+           std::chrono::microseconds(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec);
+}
+
+std::chrono::nanoseconds thread_cpu() {
+    rusage usage{};
+    getrusage(RUSAGE_THREAD, &usage);
+    return std::chrono::seconds(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
+           std::chrono::microseconds(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec);
+}
+
+void report_latencies(benchmark::State& state, std::vector<double>& us) {
+    std::sort(us.begin(), us.end());
+    state.counters["median_us"] = us[us.size() / 2];
+    state.counters["p99_us"] = us[us.size() * 99 / 100];
+}
+
+// --- Baseline: a mutex-guarded vector and an eventfd ----------------------------
+
+class minimal_loop {
+public:
+    minimal_loop() : wake_(::eventfd(0, EFD_CLOEXEC)) {}
+    minimal_loop(const minimal_loop&) = delete;
+    minimal_loop& operator=(const minimal_loop&) = delete;
+    ~minimal_loop() { ::close(wake_); }
+
+    void post(std::function<void()> f) {
+        bool was_empty = false;
+        {
+            std::lock_guard lock(mutex_);
+            was_empty = queue_.empty();
+            queue_.push_back(std::move(f));
+        }
+        if (was_empty) {
+            (void)::eventfd_write(wake_, 1);
+        }
+    }
+    void stop() {
+        post([this] { stopped_ = true; });
+    }
+    void run() {
+        std::vector<std::function<void()>> batch;
+        stopped_ = false;
+        while (!stopped_) {
+            {
+                std::lock_guard lock(mutex_);
+                batch.swap(queue_);
+            }
+            if (batch.empty()) {
+                eventfd_t value = 0;
+                (void)::eventfd_read(wake_, &value); // blocks until a post
+                continue;
+            }
+            for (auto& f : batch) {
+                f();
+            }
+            batch.clear();
+        }
+    }
+
+private:
+    int wake_;
+    std::mutex mutex_;
+    std::vector<std::function<void()>> queue_;
+    bool stopped_ = false;
+};
+
+// --- Thread-safe posting: throughput ---------------------------------------------
+
+void BM_threadsafe_post_braid(benchmark::State& state) {
+    braid::event_loop loop;
+    std::uint64_t ran = 0;
+    for (auto _ : state) {
+        std::thread poster([&] {
+            for (int i = 0; i < posts_per_run; ++i) {
+                loop.call_soon_threadsafe([&ran] { ++ran; });
+            }
+            loop.call_soon_threadsafe([&loop] { loop.stop(); });
+        });
+        loop.run_forever();
+        poster.join();
+    }
+    benchmark::DoNotOptimize(ran);
+    state.SetItemsProcessed(state.iterations() * posts_per_run);
+}
+
+void BM_threadsafe_post_minimal(benchmark::State& state) {
+    minimal_loop loop;
+    std::uint64_t ran = 0;
+    for (auto _ : state) {
+        std::thread poster([&] {
+            for (int i = 0; i < posts_per_run; ++i) {
+                loop.post([&ran] { ++ran; });
+            }
+            loop.stop();
+        });
+        loop.run();
+        poster.join();
+    }
+    benchmark::DoNotOptimize(ran);
+    state.SetItemsProcessed(state.iterations() * posts_per_run);
+}
+
+// --- Idle wake-up latency -----------------------------------------------------
+
+// The loop runs on its own thread and sleeps between posts (200 us apart,
+// well past any spinning); each post records when it was made, the callback
+// when it ran.
+template <class Post>
+void measure_wakeups(benchmark::State& state, Post post) {
+    std::vector<double> us;
+    for (auto _ : state) {
+        for (int i = 0; i < wakeups_per_run; ++i) {
+            std::this_thread::sleep_for(200us);
+            std::atomic<bool> done{false};
+            clock_type::time_point ran_at;
+            const auto posted_at = clock_type::now();
+            post([&] {
+                ran_at = clock_type::now();
+                done.store(true, std::memory_order_release);
+            });
+            while (!done.load(std::memory_order_acquire)) {
+                std::this_thread::yield();
+            }
+            us.push_back(std::chrono::duration<double, std::micro>(ran_at - posted_at).count());
+        }
+    }
+    report_latencies(state, us);
+    state.SetItemsProcessed(state.iterations() * wakeups_per_run);
+}
+
+void BM_wakeup_braid(benchmark::State& state) {
+    braid::event_loop loop;
+    std::thread runner([&] { loop.run_forever(); });
+    measure_wakeups(state, [&](auto f) { loop.call_soon_threadsafe(std::move(f)); });
+    loop.stop();
+    runner.join();
+}
+
+void BM_wakeup_minimal(benchmark::State& state) {
+    minimal_loop loop;
+    std::thread runner([&] { loop.run(); });
+    measure_wakeups(state, [&](auto f) { loop.post(std::move(f)); });
+    loop.stop();
+    runner.join();
+}
+
+// --- run_in round trip ------------------------------------------------------------
+
+void BM_run_in_round_trip_braid(benchmark::State& state) {
+    braid::thread_pool pool(1);
+    braid::event_loop loop;
+    std::chrono::nanoseconds cpu{};
+    for (auto _ : state) {
+        auto trips = [&]() -> braid::task<int> {
+            int sum = 0;
+            for (int i = 0; i < round_trips_per_run; ++i) {
+                sum += co_await braid::run_in(pool, [i] { return i & 1; });
+            }
+            co_return sum;
+        };
+        const auto before = process_cpu();
+        benchmark::DoNotOptimize(loop.run_until_complete(trips()));
+        cpu += process_cpu() - before;
+    }
+    const auto trips = static_cast<double>(state.iterations() * round_trips_per_run);
+    state.counters["cpu_ns_per_trip"] = static_cast<double>(cpu.count()) / trips;
+    state.SetItemsProcessed(state.iterations() * round_trips_per_run);
+}
+
+// --- Idle CPU ---------------------------------------------------------------------
+
+void BM_idle_cpu_after_run_in_braid(benchmark::State& state) {
+    braid::thread_pool pool(1);
+    braid::event_loop loop;
+    std::chrono::nanoseconds cpu{};
+    for (auto _ : state) {
+        auto work_then_wait = [&]() -> braid::task<std::chrono::nanoseconds> {
+            co_await braid::run_in(pool, [] {});
+            const auto before = thread_cpu();
+            co_await braid::sleep_for(100ms);
+            co_return thread_cpu() - before;
+        };
+        cpu += loop.run_until_complete(work_then_wait());
+    }
+    state.counters["loop_cpu_us_per_100ms_idle"] =
+        static_cast<double>(cpu.count()) / 1000.0 / static_cast<double>(state.iterations());
+}
+
+#if BRAID_BENCH_HAVE_ASIO
+
+void BM_threadsafe_post_asio(benchmark::State& state) {
+    asio::io_context io(1);
+    std::uint64_t ran = 0;
+    for (auto _ : state) {
+        io.restart();
+        auto guard = asio::make_work_guard(io);
+        std::thread poster([&] {
+            for (int i = 0; i < posts_per_run; ++i) {
+                asio::post(io, [&ran] { ++ran; });
+            }
+            asio::post(io, [&io] { io.stop(); });
+        });
+        io.run();
+        poster.join();
+    }
+    benchmark::DoNotOptimize(ran);
+    state.SetItemsProcessed(state.iterations() * posts_per_run);
+}
+
+void BM_wakeup_asio(benchmark::State& state) {
+    asio::io_context io(1);
+    auto guard = asio::make_work_guard(io);
+    std::thread runner([&] { io.run(); });
+    measure_wakeups(state, [&](auto f) { asio::post(io, std::move(f)); });
+    guard.reset();
+    io.stop();
+    runner.join();
+}
+
+asio::awaitable<int> asio_round_trips(asio::thread_pool& pool, asio::io_context& io) {
+    int sum = 0;
+    for (int i = 0; i < round_trips_per_run; ++i) {
+        co_await asio::post(pool.get_executor(), asio::use_awaitable); // to a worker
+        sum += i & 1;                                                  // the work
+        co_await asio::post(io.get_executor(), asio::use_awaitable);   // back to the loop
+    }
+    co_return sum;
+}
+
+void BM_run_in_round_trip_asio(benchmark::State& state) {
+    asio::thread_pool pool(1);
+    asio::io_context io(1);
+    std::chrono::nanoseconds cpu{};
+    for (auto _ : state) {
+        io.restart();
+        int sum = 0;
+        const auto before = process_cpu();
+        asio::co_spawn(io, asio_round_trips(pool, io), [&](std::exception_ptr, int s) { sum = s; });
+        io.run();
+        cpu += process_cpu() - before;
+        benchmark::DoNotOptimize(sum);
+    }
+    const auto trips = static_cast<double>(state.iterations() * round_trips_per_run);
+    state.counters["cpu_ns_per_trip"] = static_cast<double>(cpu.count()) / trips;
+    state.SetItemsProcessed(state.iterations() * round_trips_per_run);
+}
+
+BENCHMARK(BM_threadsafe_post_asio)->UseRealTime();
+BENCHMARK(BM_wakeup_asio)->UseRealTime()->Iterations(5);
+BENCHMARK(BM_run_in_round_trip_asio)->UseRealTime();
+
+#endif
+
+BENCHMARK(BM_threadsafe_post_braid)->UseRealTime();
+BENCHMARK(BM_threadsafe_post_minimal)->UseRealTime();
+BENCHMARK(BM_wakeup_braid)->UseRealTime()->Iterations(5);
+BENCHMARK(BM_wakeup_minimal)->UseRealTime()->Iterations(5);
+BENCHMARK(BM_run_in_round_trip_braid)->UseRealTime();
+BENCHMARK(BM_idle_cpu_after_run_in_braid)->UseRealTime()->Iterations(5);
+
+} // namespace
+
+BENCHMARK_MAIN();

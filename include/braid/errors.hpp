@@ -10,6 +10,11 @@
 //       └── braid::executor_shut_down work given to, or a result awaited from,
 //                                     a thread_pool or stream_executor after
 //                                     its shutdown
+//   std::runtime_error
+//   └── braid::timeout_error          braid::wait_for's time ran out
+//
+//   braid::cancelled                  thrown into a cancelled task; NOT a
+//                                     std::exception (see below)
 //
 // Bad arguments (a negative size, a zero buffer) are std::invalid_argument.
 
@@ -39,6 +44,26 @@ public:
 class executor_shut_down : public usage_error {
 public:
     using usage_error::usage_error;
+};
+
+// braid::wait_for ran out of time: the task it waited for was cancelled and
+// ended cancelled.
+class timeout_error : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+// What a cancelled task receives at the co_await it is suspended at (see
+// task::cancel). It deliberately does not derive from std::exception, so that
+// `catch (const std::exception&)` in a task does not swallow a cancellation by
+// accident (as boost::thread_interrupted does not, and as Python moved
+// asyncio.CancelledError out of Exception). Catch it by name to clean up, and
+// rethrow it unless the task should go on.
+class cancelled {
+public:
+    [[nodiscard]] const char* what() const noexcept {
+        return "braid::cancelled: the task was cancelled";
+    }
 };
 
 } // namespace braid

@@ -17,7 +17,9 @@
 // is f's, by value (std::remove_cvref_t of it). The work is submitted when the
 // task starts (it is awaited or spawned), not at the call. An executor that
 // has been shut down makes the task fail with its executor_shut_down. The
-// executor must outlive the task.
+// executor must outlive the task. Cancelling the task resumes it at once with
+// braid::cancelled; the executor still runs f (it cannot be stopped half-way),
+// and its result is dropped when it comes back.
 //
 // Threads: run_in is called on the loop's thread; f runs on the executor's.
 // The task resumes on its loop's thread, never on the worker, so a task's
@@ -147,7 +149,7 @@ private:
 
 // Awaited once, by run_in's own coroutine: submits the work and waits.
 template <class R, class Executor>
-class offload_awaiter {
+class offload_awaiter : suspension {
 public:
     offload_awaiter(Executor& executor, offload_result<R>* node) noexcept
         : executor_(executor), node_(node) {}
@@ -184,10 +186,18 @@ public:
             return false;
         }
         loop.begin_remote_wait(*node_, self);
+        cancel = &offload_awaiter::cancel_wait;
+        kind = wait_kind::thread;
+        task_ = &self.promise();
+        task_->suspend_on(this);
         return true;
     }
 
     R await_resume() {
+        if (task_ != nullptr) {
+            task_->resumed();
+            task_->check_cancel(); // cancelled: f's result is dropped when it comes
+        }
         if (error_) {
             std::rethrow_exception(error_);
         }
@@ -195,9 +205,20 @@ public:
     }
 
 private:
+    // Cancelling the waiting task: it stops waiting at once; the executor
+    // still runs f, and the result is dropped when it comes back.
+    static void cancel_wait(suspension* s) noexcept {
+        offload_result<R>* node = static_cast<offload_awaiter*>(s)->node_;
+        if (scheduler* loop = node->loop) { // still waiting
+            loop->end_remote_wait(*node);
+            loop->wake(node->waiter); // room reserved by request_cancel
+        }
+    }
+
     Executor& executor_;
     offload_result<R>* node_;
     std::exception_ptr error_;
+    promise_base* task_ = nullptr; // set when it waits
 };
 
 template <class R, class Executor, class F, class... Args>

@@ -12,7 +12,8 @@
 // joins the back of the ready queue; while it sleeps it takes no rounds. A
 // duration of zero or less, or a time already reached, behaves like
 // co_await braid::yield(). An overflowing duration (duration::max()) sleeps
-// for ever.
+// for ever. Cancelling a sleeping task removes its timer; the task receives
+// braid::cancelled from the co_await.
 //
 // Only a braid::task can sleep (the awaiter needs the task's loop).
 
@@ -26,7 +27,7 @@
 
 namespace braid {
 
-class [[nodiscard]] sleep_awaiter {
+class [[nodiscard]] sleep_awaiter : detail::suspension {
 public:
     sleep_awaiter(const sleep_awaiter&) = delete;
     sleep_awaiter& operator=(const sleep_awaiter&) = delete;
@@ -47,7 +48,8 @@ public:
     // then surfaces at the co_await.
     template <detail::braid_promise P>
     void await_suspend(std::coroutine_handle<P> self) {
-        detail::scheduler& loop = *self.promise().owner();
+        task_ = &self.promise();
+        detail::scheduler& loop = *task_->owner();
         const auto now = loop.now();
         const auto deadline = relative_ ? detail::deadline_after(now, delay_) : deadline_;
         if (deadline <= now) {
@@ -64,9 +66,16 @@ public:
         }
         node->add_ref(); // ours, for the destructor
         node_ = node;
+        cancel = &sleep_awaiter::cancel_sleep;
+        kind = detail::wait_kind::sleep;
+        task_->suspend_on(this);
     }
 
-    void await_resume() const noexcept {}
+    // A cancelled sleep throws braid::cancelled here.
+    void await_resume() const {
+        task_->resumed();
+        task_->check_cancel();
+    }
 
 private:
     template <class Rep, class Period>
@@ -74,6 +83,16 @@ private:
     template <class Duration>
     friend sleep_awaiter
     sleep_until(std::chrono::time_point<std::chrono::steady_clock, Duration> t) noexcept;
+
+    // Cancelling the sleeping task: the timer goes, the task is ready.
+    static void cancel_sleep(detail::suspension* s) noexcept {
+        detail::timer_node* node = static_cast<sleep_awaiter*>(s)->node_;
+        if (node->state == detail::timer_state::pending) { // not woken yet
+            detail::scheduler* loop = node->loop;
+            loop->cancel_timer(*node);
+            loop->wake(node->waiter); // room reserved by request_cancel
+        }
+    }
 
     explicit sleep_awaiter(std::chrono::steady_clock::duration delay) noexcept
         : delay_(delay), relative_(true) {}
@@ -84,6 +103,7 @@ private:
     std::chrono::steady_clock::time_point deadline_{};
     bool relative_;
     detail::timer_node* node_ = nullptr;
+    detail::promise_base* task_ = nullptr;
 };
 
 // Sleeps for d (rounded up to the clock's resolution) from the co_await.

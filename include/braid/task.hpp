@@ -44,6 +44,13 @@ namespace detail {
 template <class T>
 class promise;
 
+// For braid's own composition functions: a task's promise, and its result
+// with void as std::monostate.
+struct task_access {
+    template <class T>
+    static promise_base& promise_of(task<T>& t, const char* function);
+};
+
 // Storage for the result, by kind of T.
 template <class T>
 class promise_result : public promise_base {
@@ -162,6 +169,34 @@ public:
         return std::move(*this);
     }
 
+    // Asks the task to stop; false when it has already finished (or its loop
+    // is gone), true otherwise, also when a cancellation is already pending.
+    //   - Suspended at a braid co_await (a yield, a sleep, run_in,
+    //     async_next, an I/O wait): it stops waiting (the timer is removed,
+    //     the descriptor forgotten, run_in's result dropped when it comes) and
+    //     receives braid::cancelled from that co_await when it next runs.
+    //   - Awaiting another task: the cancellation is passed down to that task
+    //     instead, and comes back up as its braid::cancelled (if the child
+    //     catches it and returns a value, this task goes on with the value).
+    //   - Awaiting when_all, when_any, wait_for or a task_group: those cancel
+    //     what they wait for, wait for it to finish, then this task receives
+    //     braid::cancelled.
+    //   - Ready to run, or running: it receives braid::cancelled from the
+    //     next braid co_await at which it suspends and resumes.
+    //   - Never started (not spawned, not awaited): it finishes as cancelled
+    //     at once, without running its body; its done callbacks run inside
+    //     this call (the first exception one throws leaves this call).
+    // The task may catch braid::cancelled, clean up (awaiting is allowed) and
+    // return normally; it then finishes with that ending, not cancelled.
+    bool cancel() { return checked("cancel").request_cancel(); }
+
+    // True when the task has finished with braid::cancelled; false until it
+    // has finished. result() and co_await then throw braid::cancelled.
+    [[nodiscard]] bool cancelled() const {
+        const promise_type& p = checked("cancelled");
+        return p.state() == detail::task_state::done && p.ended_cancelled();
+    }
+
     // A human-readable name for logs, e.g. "factorial(12)". Empty by default.
     task& set_name(std::string name) & {
         checked("set_name").set_name(std::move(name));
@@ -178,12 +213,13 @@ public:
     // its exception). Awaiting an lvalue gives a reference into the task;
     // awaiting an rvalue moves the value out. One coroutine at a time may
     // await a task; the task object must outlive the co_await.
-    auto operator co_await() & noexcept { return awaiter<false>{h_}; }
-    auto operator co_await() && noexcept { return awaiter<true>{h_}; }
+    auto operator co_await() & noexcept { return awaiter<false>(h_); }
+    auto operator co_await() && noexcept { return awaiter<true>(h_); }
 
 private:
     friend class detail::promise<T>;
     friend class event_loop;
+    friend struct detail::task_access;
     using handle_type = std::coroutine_handle<promise_type>;
 
     explicit task(handle_type h) noexcept : h_(h) {}
@@ -253,9 +289,11 @@ private:
         p.append_callback(new callback<std::decay_t<F>>(std::forward<F>(f)));
     }
 
+    // Registered with the awaiting task while it waits, so that cancelling
+    // that task passes the cancellation down to this one.
     template <bool Move>
-    struct awaiter {
-        handle_type h;
+    struct awaiter : detail::suspension {
+        explicit awaiter(handle_type child) noexcept : h(child) {}
 
         [[nodiscard]] bool await_ready() const {
             if (!h) {
@@ -281,11 +319,21 @@ private:
         }
 
         template <detail::braid_promise P>
-        bool await_suspend(std::coroutine_handle<P> awaiting) const noexcept {
-            return h.promise().await_from(awaiting, awaiting.promise().owner());
+        bool await_suspend(std::coroutine_handle<P> awaiting) noexcept {
+            if (!h.promise().await_from(awaiting, awaiting.promise().owner())) {
+                return false; // finished at once: the common, fast case
+            }
+            cancel = &awaiter::cancel_child;
+            kind = detail::wait_kind::child;
+            parent = &awaiting.promise();
+            parent->suspend_on(this);
+            return true;
         }
 
         decltype(auto) await_resume() const {
+            if (parent != nullptr) {
+                parent->resumed();
+            }
             promise_type& p = h.promise();
             p.rethrow_if_failed();
             if constexpr (Move && !std::is_void_v<T> && !std::is_reference_v<T>) {
@@ -294,10 +342,23 @@ private:
                 return p.value();
             }
         }
+
+        static void cancel_child(detail::suspension* s) noexcept {
+            // A child being awaited has started: cancelling it runs no callback.
+            (void)static_cast<awaiter*>(s)->h.promise().request_cancel();
+        }
+
+        handle_type h;
+        detail::promise_base* parent = nullptr; // set when the awaiting task suspends
     };
 
     handle_type h_;
 };
+
+template <class T>
+detail::promise_base& detail::task_access::promise_of(task<T>& t, const char* function) {
+    return t.checked(function);
+}
 
 template <class T>
 task<T> detail::promise<T>::get_return_object() noexcept {

@@ -23,10 +23,16 @@ public:
     // Not noexcept: growing the ready queue can throw std::bad_alloc, which
     // then surfaces at the co_await.
     template <detail::braid_promise P>
-    BRAID_DETAIL_HOT_INLINE void await_suspend(std::coroutine_handle<P> self) const {
-        self.promise().owner()->yield(self);
+    BRAID_DETAIL_HOT_INLINE void await_suspend(std::coroutine_handle<P> self) {
+        task_ = &self.promise();
+        task_->owner()->yield(self);
     }
-    void await_resume() const noexcept {}
+    // A task cancelled while it waited in the ready queue gets
+    // braid::cancelled here.
+    BRAID_DETAIL_HOT_INLINE void await_resume() const { task_->check_cancel(); }
+
+private:
+    detail::promise_base* task_ = nullptr;
 };
 
 [[nodiscard]] inline yield_awaiter yield() noexcept {

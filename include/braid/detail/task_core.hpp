@@ -27,6 +27,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <exception>
+#include <stop_token>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -59,6 +60,32 @@ struct task_extras {
     std::string name;
     callback_node* first = nullptr;
     callback_node* last = nullptr;
+    std::stop_source stop{std::nostopstate}; // made by the first get_stop_token
+};
+
+// What a suspended task waits for, when cancellation must reach it there: an
+// object in the awaiter, registered with the task's promise while the task is
+// suspended (promise_base::waiting_on_). One path reaches every kind:
+// promise_base::request_cancel calls `cancel`, which stops the wait and makes
+// the task ready again (it then receives braid::cancelled at its co_await),
+// except for `child`, where it passes the cancellation to the awaited task,
+// and `group`, where it cancels the tasks the group waits for (the task is
+// woken once they have all finished).
+enum class wait_kind : std::uint8_t {
+    child,  // co_await of another task
+    sleep,  // a timer
+    thread, // run_in's work on another thread
+    stream, // a stream_executor result
+    io,     // a file descriptor
+    group,  // when_all, when_any, wait_for, task_group::wait
+};
+
+// No default member initialisers: a task's awaiter sets them only when the
+// awaiting task really suspends, off the fast path of an await that finishes
+// at once.
+struct suspension {
+    void (*cancel)(suspension*) noexcept;
+    wait_kind kind;
 };
 
 class promise_base {
@@ -85,10 +112,55 @@ public:
         deallocate_frame(frame, size);
     }
 
-    std::suspend_always initial_suspend() const noexcept { return {}; }
+    // Tasks are lazy. A task cancelled after it was spawned but before its
+    // first step finishes as cancelled without running its body: the
+    // exception thrown here goes to unhandled_exception.
+    struct initial_awaiter {
+        promise_base* p;
+        [[nodiscard]] bool await_ready() const noexcept { return false; }
+        void await_suspend(std::coroutine_handle<>) const noexcept {}
+        void await_resume() const { p->check_cancel(); }
+    };
+    initial_awaiter initial_suspend() noexcept { return {this}; }
+
     void unhandled_exception() noexcept {
         exception_ = std::current_exception();
         finish_rare_ = true;
+        try {
+            throw;
+        } catch (const cancelled&) {
+            ended_cancelled_ = true;
+        } catch (...) { // any other failure: kept in exception_
+        }
+    }
+
+    // --- Cancellation (see task::cancel) ----------------------------------------
+
+    // For awaiters: the task suspends waiting on s / has been resumed.
+    void suspend_on(suspension* s) noexcept { waiting_on_ = s; }
+    void resumed() noexcept { waiting_on_ = nullptr; }
+    // At every braid co_await's resumption: a pending cancellation is
+    // delivered, once, as braid::cancelled.
+    void check_cancel() {
+        if (cancel_pending_) [[unlikely]] {
+            cancel_pending_ = false;
+            throw cancelled{};
+        }
+    }
+    [[nodiscard]] bool cancel_pending() const noexcept { return cancel_pending_; }
+    [[nodiscard]] bool ended_cancelled() const noexcept { return ended_cancelled_; }
+    // Asks the task to stop. Defined in scheduler_impl.hpp.
+    bool request_cancel();
+    // The task's stop token, requested when the task is cancelled.
+    std::stop_token stop_token() {
+        task_extras& e = extras();
+        if (!e.stop.stop_possible()) {
+            e.stop = std::stop_source();
+            if (cancel_requested_) {
+                e.stop.request_stop();
+            }
+        }
+        return e.stop.get_token();
     }
 
     // State, for task and the scheduler.
@@ -98,6 +170,8 @@ public:
             std::rethrow_exception(exception_);
         }
     }
+    [[nodiscard]] bool failed() const noexcept { return static_cast<bool>(exception_); }
+    [[nodiscard]] const std::exception_ptr& error() const noexcept { return exception_; }
     [[nodiscard]] scheduler* owner() const noexcept { return sched_; }
 
     // Owners: task objects and the loop.
@@ -163,17 +237,25 @@ private:
         return *extras_;
     }
 
+    // A task never started finishes as cancelled at once (its callbacks run
+    // now; the first exception one of them throws leaves request_cancel).
+    void finish_unstarted_cancelled();
+
     std::coroutine_handle<> self_;         // this frame
     std::coroutine_handle<> continuation_; // the coroutine awaiting this task
     scheduler* sched_ = nullptr;           // the loop running this task, once started
     task_extras* extras_ = nullptr;
+    suspension* waiting_on_ = nullptr; // what the suspended task waits for
     std::exception_ptr exception_;
     std::uint32_t refs_ = 1;       // the task object get_return_object makes
     std::uint32_t root_index_ = 0; // where the loop lists it, while spawned
     task_state state_ = task_state::created;
-    bool spawned_ = false;        // the loop owns a reference
-    bool started_inline_ = false; // being run by its awaiter's await_suspend
-    bool finish_rare_ = false;    // spawned, failed or has extras: see finish()
+    bool spawned_ = false;          // the loop owns a reference
+    bool started_inline_ = false;   // being run by its awaiter's await_suspend
+    bool finish_rare_ = false;      // spawned, failed or has extras: see finish()
+    bool cancel_pending_ = false;   // cancelled; delivered at the next braid co_await
+    bool cancel_requested_ = false; // cancel() was called: the stop token says so
+    bool ended_cancelled_ = false;  // finished with braid::cancelled
 };
 
 // --- Destroying frames ------------------------------------------------------

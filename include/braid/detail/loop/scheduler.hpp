@@ -184,6 +184,19 @@ public:
 
     void call_soon(call_node* node) { ready_.emplace_back(static_cast<void*>(nullptr), node); }
 
+    // Makes room for n more items in the ready queue, so that the next n
+    // pushes cannot throw.
+    void reserve_ready(std::size_t n) { ready_.reserve_more(n); }
+    // Makes room for n spawns (and their first steps), so that they cannot
+    // throw.
+    void reserve_spawns(std::size_t n) {
+        ready_.reserve_more(n);
+        if (free_roots_.size() < n) {
+            roots_.reserve(roots_.size() + n);
+            free_roots_.reserve(roots_.capacity());
+        }
+    }
+
     // A task that waited for something outside the loop (a timer, another
     // thread, a descriptor) is ready again: it joins the back of the ready
     // queue. The one way such a task gets there.

@@ -535,11 +535,76 @@ inline void promise_base::finish() noexcept {
     }
 }
 
+inline bool promise_base::request_cancel() {
+    switch (state_) {
+    case task_state::done:
+    case task_state::abandoned: // its loop is gone: it never runs again
+        return false;
+    case task_state::created:
+        finish_unstarted_cancelled();
+        return true;
+    case task_state::started:
+        break;
+    }
+    suspension* const s = waiting_on_;
+    if (s != nullptr && s->kind != wait_kind::child && s->kind != wait_kind::group) {
+        sched_->reserve_ready(1); // the wake-up below cannot fail then
+    }
+    cancel_requested_ = true;
+    if (extras_ != nullptr && extras_->stop.stop_possible()) {
+        extras_->stop.request_stop();
+    }
+    if (s != nullptr && s->kind == wait_kind::child) {
+        s->cancel(s); // passed down: this task goes on if the child swallows it
+        return true;
+    }
+    cancel_pending_ = true;
+    if (s != nullptr) {
+        if (s->kind != wait_kind::group) {
+            waiting_on_ = nullptr; // woken now; a group wakes it when all are done
+        }
+        s->cancel(s);
+    }
+    return true;
+}
+
+inline void promise_base::finish_unstarted_cancelled() {
+    state_ = task_state::done;
+    cancel_requested_ = true;
+    ended_cancelled_ = true;
+    exception_ = std::make_exception_ptr(cancelled{});
+    std::exception_ptr first_error;
+    if (extras_ != nullptr) {
+        if (extras_->stop.stop_possible()) {
+            extras_->stop.request_stop();
+        }
+        while (callback_node* n = extras_->first) {
+            extras_->first = n->next;
+            if (extras_->first == nullptr) {
+                extras_->last = nullptr;
+            }
+            try {
+                n->invoke(n, self_.address());
+            } catch (...) {
+                if (!first_error) {
+                    first_error = std::current_exception();
+                }
+            }
+            n->destroy(n);
+        }
+    }
+    if (first_error) {
+        std::rethrow_exception(first_error);
+    }
+}
+
 inline void promise_base::finish_rare(scheduler& s) noexcept {
     const bool has_callbacks = extras_ != nullptr && extras_->first != nullptr;
     // A fire-and-forget task (only the loop owns it) that failed, with nobody
     // awaiting it and no callback to look at it: its error goes to the loop.
-    if (exception_ && !continuation_ && !has_callbacks && spawned_ && refs_ == 1) {
+    // Ending cancelled is not an error: somebody asked for it.
+    if (exception_ && !ended_cancelled_ && !continuation_ && !has_callbacks && spawned_ &&
+        refs_ == 1) {
         s.report(exception_);
     }
 

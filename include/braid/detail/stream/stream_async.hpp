@@ -34,7 +34,7 @@ struct stream_async_wait final : remote_wait, stream_waker {
 };
 
 template <class T>
-class stream_next_awaiter {
+class stream_next_awaiter : suspension {
 public:
     stream_next_awaiter(stream_channel<T>& channel, std::uint64_t seq) noexcept
         : channel_(channel), seq_(seq) {}
@@ -71,15 +71,40 @@ public:
             return false;
         }
         loop.begin_remote_wait(*node_, self);
+        cancel = &stream_next_awaiter::cancel_wait;
+        kind = wait_kind::stream;
+        task_ = &self.promise();
+        task_->suspend_on(this);
         return true;
     }
 
-    void await_resume() const noexcept {}
+    void await_resume() const {
+        if (task_ != nullptr) {
+            task_->resumed();
+            task_->check_cancel();
+        }
+    }
 
 private:
+    // Cancelling the waiting task: it stops waiting at once; the result, when
+    // it comes, stays in the stream for the next reader.
+    static void cancel_wait(suspension* s) noexcept {
+        auto* self = static_cast<stream_next_awaiter*>(s);
+        stream_async_wait* node = self->node_;
+        if (scheduler* loop = node->loop) { // still waiting
+            loop->end_remote_wait(*node);
+            if (self->channel_.disarm(node)) {
+                node->withdraw();
+                node->release();
+            }
+            loop->wake(node->waiter); // room reserved by request_cancel
+        }
+    }
+
     stream_channel<T>& channel_;
     std::uint64_t seq_;
     stream_async_wait* node_ = nullptr;
+    promise_base* task_ = nullptr; // set when it waits
 };
 
 } // namespace braid::detail

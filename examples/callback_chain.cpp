@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 //
 // Factorials split across tasks that are chained through callbacks, as in the
-// second example of the Python event-loop tutorial this library mirrors
-// (docs/task_and_event_loop.md cites it). Each task multiplies twice with a
+// second example ("Tasks and callbacks") of *Interleaving computations*, from
+// Jordan Moldow's Python generator tutorial (docs/task_and_event_loop.md
+// cites it). Each task multiplies twice with a
 // turn for the loop in between, then either returns the product or returns
 // what is left to do. A done callback hands that result to a call_soon
 // callback, which spawns the next task or prints the final product. The

@@ -2,9 +2,10 @@
 //
 // Three factorials computed one multiplication per step, on a loop that runs
 // each task to completion (braid::sequential) and then on one that takes
-// turns (braid::interleaved). The output is the transcript of the Python
-// generator example this mirrors (docs/task_and_event_loop.md cites it): the
-// same products, in the same order, finishing after the same rounds.
+// turns (braid::interleaved). The output is the transcript of the example of
+// *Interleaving computations*, from Jordan Moldow's Python generator tutorial
+// (docs/task_and_event_loop.md cites it): the same products, in the same
+// order, finishing after the same rounds.
 
 #include <braid/event_loop.hpp>
 

@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: MIT
-// An infinite input, as in the Python seed: the first 10 squares of 0, 1, 2,
+// An infinite input, as in the README of pkch's Python package
+// stream_executors (github.com/pkch/stream_executors), whose
+// StreamThreadPoolExecutor this mirrors: the first 10 squares of 0, 1, 2,
 // ... with a slow square. stream_executor::map returns at once, computes in
 // parallel, and reads only as far ahead as its buffer allows. An eager map
 // (read the whole input, then compute) would never return here, so it is

@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: MIT
-// The Python seed's word-count pipeline, on local files this program writes:
+// The word-count pipeline of the README of pkch's Python package
+// stream_executors (github.com/pkch/stream_executors), on local files this
+// program writes:
 //
 //   read (stands for download)  ->  count a word  ->  report (stands for upload)
 //

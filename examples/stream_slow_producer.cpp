@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
-// The Python seed's slow producer: 100 inputs that take 20 ms each to make,
-// and a square that takes 100 ms. Time until the first 10 results:
+// The slow producer of the README of pkch's Python package stream_executors
+// (github.com/pkch/stream_executors): 100 inputs that take 20 ms each to
+// make, and a square that takes 100 ms. Time until the first 10 results:
 //
 //   stream_executor::map      ~ 10 x 20 ms + 100 ms           = 0.3 s
 //     (with 2 workers: the 10 squares take 5 x 100 ms       = 0.5 s)
@@ -97,7 +98,8 @@ int main() {
         eager.push_back(futures[i].get());
     const double eager_time = seconds_since(start);
 
-    std::printf("time to the first 10 results (the seed says 0.3 s / 1.2 s / 2.1 s):\n");
+    std::printf("time to the first 10 results (the stream_executors README gives 0.3 s / 1.2 s / "
+                "2.1 s in Python):\n");
     std::printf("  stream_executor::map    %.2f s  (with only 2 workers: %.2f s)\n", stream_time,
                 two_worker_time);
     std::printf("  sequential loop         %.2f s\n", sequential_time);

@@ -95,10 +95,11 @@ static_assert(!braid::scheduling_policy<int>);
 
 } // namespace
 
-TEST_CASE("the seed's factorials finish after 10, 16, 18 rounds sequentially and 18, 14, 6 "
+TEST_CASE("the tutorial's factorials finish after 10, 16, 18 rounds sequentially and 18, 14, 6 "
           "interleaved",
-          "[policy][seed]") {
-    // factorial(12), (8), (4) take 10, 6 and 2 steps.
+          "[policy][tutorial]") {
+    // The factorials of Interleaving computations (Jordan Moldow's Python
+    // generator tutorial): factorial(12), (8), (4) take 10, 6 and 2 steps.
     const std::vector<int> steps{10, 6, 2};
     braid::event_loop sequential{braid::sequential};
     CHECK(finishing_rounds(sequential, steps) == std::vector<std::uint64_t>{10, 16, 18});

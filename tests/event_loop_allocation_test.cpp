@@ -1,0 +1,145 @@
+// SPDX-License-Identifier: MIT
+// braid::event_loop's hot path allocates nothing once warmed up: steps and
+// yields reuse the ready queue's storage, and (with the frame pool, which is
+// off under sanitizers) frames of awaited tasks and call_soon callbacks come
+// from the pool. This file replaces the global operator new and delete (all
+// but the aligned forms) to count allocations, so it is a test program of its
+// own.
+
+#include <braid/event_loop.hpp>
+
+#include "support/catch.hpp"
+
+#include <cstddef>
+#include <cstdlib>
+#include <new>
+
+namespace {
+
+// Counted only while `counting` is set, so Catch's own allocations do not
+// count.
+bool counting = false;
+std::size_t allocations = 0;
+
+void* counted_allocation(std::size_t size) {
+    if (counting) {
+        ++allocations;
+    }
+    if (void* p = std::malloc(size == 0 ? 1 : size)) {
+        return p;
+    }
+    throw std::bad_alloc();
+}
+
+// Allocations made while f runs.
+template <class F>
+std::size_t allocations_during(F&& f) {
+    allocations = 0;
+    counting = true;
+    f();
+    counting = false;
+    return allocations;
+}
+
+braid::task<> yielder(int yields) {
+    for (int i = 0; i < yields; ++i) {
+        co_await braid::yield();
+    }
+}
+
+braid::task<int> finishes_at_once(int i) {
+    co_return i;
+}
+
+} // namespace
+
+void* operator new(std::size_t size) {
+    return counted_allocation(size);
+}
+void* operator new[](std::size_t size) {
+    return counted_allocation(size);
+}
+void* operator new(std::size_t size, const std::nothrow_t&) noexcept {
+    try {
+        return counted_allocation(size);
+    } catch (...) {
+        return nullptr;
+    }
+}
+void* operator new[](std::size_t size, const std::nothrow_t&) noexcept {
+    try {
+        return counted_allocation(size);
+    } catch (...) {
+        return nullptr;
+    }
+}
+void operator delete(void* p, const std::nothrow_t&) noexcept {
+    std::free(p);
+}
+void operator delete[](void* p, const std::nothrow_t&) noexcept {
+    std::free(p);
+}
+void operator delete(void* p) noexcept {
+    std::free(p);
+}
+void operator delete[](void* p) noexcept {
+    std::free(p);
+}
+void operator delete(void* p, std::size_t) noexcept {
+    std::free(p);
+}
+void operator delete[](void* p, std::size_t) noexcept {
+    std::free(p);
+}
+
+TEST_CASE("steps and yields allocate nothing once the ready queue has grown",
+          "[loop][allocation]") {
+    braid::event_loop loop;
+    for (int i = 0; i < 100; ++i) {
+        loop.spawn(yielder(1000));
+    }
+    // A first pass; the queue already holds every task.
+    loop.run_until_complete(finishes_at_once(0));
+    const std::size_t during = allocations_during([&] { loop.run(); });
+    CHECK(during == 0);
+    CHECK(loop.rounds() > 100'000);
+}
+
+#if BRAID_FRAME_POOL
+namespace {
+
+braid::task<> awaiter(int awaits, int& sum) {
+    for (int i = 0; i < awaits; ++i) {
+        braid::task<int> child = finishes_at_once(i);
+        sum += co_await std::move(child);
+        co_await braid::yield();
+    }
+}
+
+} // namespace
+
+TEST_CASE("with the frame pool, awaits of finishing tasks and call_soon allocate nothing once "
+          "warmed up",
+          "[loop][allocation]") {
+    braid::event_loop loop;
+    int sum = 0;
+    // Warm up: the pool's lists and the queue get their blocks.
+    loop.run_until_complete(awaiter(100, sum));
+    for (int i = 0; i < 100; ++i) {
+        loop.call_soon([&sum, i] { sum += i; });
+    }
+    loop.run();
+
+    const std::size_t during = allocations_during([&] {
+        loop.run_until_complete(awaiter(10'000, sum));
+        for (int round = 0; round < 100; ++round) {
+            for (int i = 0; i < 100; ++i) {
+                loop.call_soon([&sum, i] { sum += i; });
+            }
+            loop.run();
+        }
+    });
+    CHECK(during == 0);
+    CHECK(sum > 0);
+}
+#endif

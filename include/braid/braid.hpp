@@ -9,9 +9,14 @@
 #include <braid/policy.hpp>
 #include <braid/run_in.hpp>
 #include <braid/sleep.hpp>
+#include <braid/stop_token.hpp>
 #include <braid/stream_executor.hpp>
 #include <braid/task.hpp>
+#include <braid/task_group.hpp>
 #include <braid/thread_pool.hpp>
 #include <braid/timer.hpp>
 #include <braid/version.hpp>
+#include <braid/wait_for.hpp>
+#include <braid/when_all.hpp>
+#include <braid/when_any.hpp>
 #include <braid/yield.hpp>

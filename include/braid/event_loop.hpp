@@ -63,6 +63,8 @@
 
 namespace braid {
 
+class task_group;
+
 class event_loop {
 public:
     // The loop's clock (unless it is given a manual_clock, whose time points
@@ -207,6 +209,8 @@ public:
     void set_exception_handler(std::nullptr_t) noexcept { core_.set_handler(nullptr); }
 
 private:
+    friend class task_group;
+
     template <class F, class... Args>
     timer_handle schedule(clock::time_point deadline, F&& f, Args&&... args) {
         using node_type = detail::timer_call<std::decay_t<F>, std::decay_t<Args>...>;

@@ -1,0 +1,300 @@
+// SPDX-License-Identifier: MIT
+#pragma once
+
+// detail::join: a task (the waiter) waiting for a set of tasks (its children)
+// that run concurrently on its loop. when_all, when_any, wait_for and
+// task_group are built on it.
+//
+// The children are spawned on the waiter's loop, which owns each until it
+// finishes, and each gets a watch: a done callback that tells the join. The
+// join applies its rule to every ending -- `all`: the first failure cancels
+// the others; `any`: the first success cancels the others; `group`: the first
+// failure that is not a cancellation cancels the others -- and wakes the
+// waiter once every child has finished. Children never outlive the wait: a
+// cancelled waiter (the join is its suspension, of kind `group`) cancels its
+// children, waits for them, and only then receives braid::cancelled.
+//
+// Lifetimes: the join lives in the waiter's frame (when_all, when_any,
+// wait_for) or on the heap, shared by count with the watches (task_group,
+// whose object may go away while children still run). A watch of a join in a
+// frame never touches it after the frame is gone: the frame outlives every
+// child's ending, except when the loop is destroyed, and then no callback
+// runs.
+//
+// Single-threaded: the loop's thread.
+
+#include <braid/detail/frame_pool.hpp>
+#include <braid/detail/loop/scheduler.hpp>
+#include <braid/detail/task_core.hpp>
+#include <braid/errors.hpp>
+
+#include <coroutine>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <limits>
+#include <memory>
+#include <vector>
+
+namespace braid {
+class task_group;
+} // namespace braid
+
+namespace braid::detail {
+
+class join : public suspension {
+public:
+    enum class rule : std::uint8_t { all, any, group };
+    static constexpr std::size_t no_winner = std::numeric_limits<std::size_t>::max();
+
+    explicit join(rule r) noexcept : rule_(r) {
+        cancel = &join::cancel_impl;
+        kind = wait_kind::group;
+    }
+    join(const join&) = delete;
+    join& operator=(const join&) = delete;
+    ~join() = default;
+
+    // The children, before the waiter awaits the join (which starts them).
+    void reserve(std::size_t n) { children_.reserve(n); }
+    void add(promise_base& child) { children_.push_back(&child); }
+
+    // --- Awaiting: the waiter suspends until every child has finished. ---------
+
+    [[nodiscard]] bool await_ready() const noexcept { return false; }
+
+    // Starts the children on the waiter's loop. Everything that can fail is
+    // done before the first child starts, so a failure leaves nothing running.
+    template <braid_promise P>
+    bool await_suspend(std::coroutine_handle<P> waiter) {
+        start(waiter.promise(), *waiter.promise().owner());
+        if (remaining_ == 0) {
+            return false;
+        }
+        waiter_ = waiter;
+        return true;
+    }
+
+    // The waiter receives braid::cancelled when it was cancelled meanwhile.
+    void await_resume() const {
+        waiter_promise_->resumed();
+        waiter_promise_->check_cancel();
+    }
+
+    // --- For task_group, whose children come and go ----------------------------
+
+    // Starts one more child now (the waiter need not be waiting). Throws
+    // std::bad_alloc with nothing started.
+    void start_one(promise_base& child, scheduler& loop);
+    // Waits for the children running now; the group's wait().
+    template <braid_promise P>
+    bool suspend_group_waiter(std::coroutine_handle<P> waiter) noexcept {
+        waiter_promise_ = &waiter.promise();
+        if (remaining_ == 0) {
+            return false;
+        }
+        waiter_ = waiter;
+        waiter_promise_->suspend_on(this);
+        return true;
+    }
+    [[nodiscard]] bool has_waiter() const noexcept { return static_cast<bool>(waiter_); }
+
+    // --- Outcome -----------------------------------------------------------------
+
+    [[nodiscard]] std::size_t remaining() const noexcept { return remaining_; }
+    // all, group: the first failure in time; any: the last failure.
+    [[nodiscard]] const std::exception_ptr& error() const noexcept { return error_; }
+    std::exception_ptr take_error() noexcept { return std::move(error_); }
+    // any: the index of the first child to succeed.
+    [[nodiscard]] std::size_t winner() const noexcept { return winner_; }
+    // Cancels every child still running (a timeout, or the waiter cancelled).
+    void cancel_children() noexcept;
+
+    // For task_group: shared by count with the watches.
+    void add_ref() noexcept { ++refs_; }
+    void release() noexcept {
+        if (--refs_ == 0) {
+            delete this;
+        }
+    }
+    // For task_group: the group object is gone; a child's failure that is not
+    // a cancellation then goes to the loop's exception handler.
+    void orphan(scheduler* loop) noexcept { orphaned_loop_ = loop; }
+
+private:
+    struct watch final : callback_node {
+        watch(join* j, std::size_t i, bool counted) noexcept : owner(j), index(i), shares(counted) {
+            invoke = &watch::invoke_impl;
+            destroy = &watch::destroy_impl;
+        }
+        static void* operator new(std::size_t size) { return allocate_frame(size); }
+        static void operator delete(void* p, std::size_t size) noexcept {
+            deallocate_frame(p, size);
+        }
+        static void invoke_impl(callback_node* n, void*) {
+            auto* w = static_cast<watch*>(n);
+            w->owner->child_done(w->index);
+        }
+        static void destroy_impl(callback_node* n) noexcept {
+            auto* w = static_cast<watch*>(n);
+            if (w->shares) {
+                w->owner->release();
+            }
+            delete w;
+        }
+        join* owner;
+        std::size_t index;
+        bool shares; // holds a reference to a shared (heap) join
+    };
+
+    void start(promise_base& waiter, scheduler& loop);
+    void apply_rule(std::size_t index) noexcept;
+    void child_done(std::size_t index) noexcept;
+    static void cancel_impl(suspension* s) noexcept { static_cast<join*>(s)->cancel_children(); }
+
+    std::vector<promise_base*> children_; // null once finished
+    std::vector<std::size_t> free_slots_; // task_group: slots of finished children
+    std::coroutine_handle<> waiter_;
+    promise_base* waiter_promise_ = nullptr;
+    scheduler* loop_ = nullptr;
+    std::exception_ptr error_;
+    std::size_t remaining_ = 0;
+    std::size_t winner_ = no_winner;
+    std::size_t refs_ = 1;
+    scheduler* orphaned_loop_ = nullptr;
+    rule rule_;
+    bool shared_ = false;
+
+    friend class braid::task_group;
+};
+
+// --- Implementation ----------------------------------------------------------
+
+inline void join::start(promise_base& waiter, scheduler& loop) {
+    waiter_promise_ = &waiter;
+    loop_ = &loop;
+    const std::size_t n = children_.size();
+    // Everything that may fail first: the watches, room for the callbacks,
+    // for the spawns, and for waking the waiter.
+    std::vector<std::unique_ptr<watch>> watches;
+    watches.reserve(n);
+    for (std::size_t i = 0; i < n; ++i) {
+        watches.push_back(std::make_unique<watch>(this, i, false));
+        children_[i]->reserve_callbacks();
+    }
+    loop.reserve_spawns(n + 1);
+    // Nothing below throws.
+    for (std::size_t i = 0; i < n; ++i) {
+        promise_base& child = *children_[i];
+        if (child.state() == task_state::done) {
+            apply_rule(i); // finished before: its ending counts at once
+            continue;
+        }
+        if (child.state() == task_state::created) {
+            loop.spawn(child);
+        }
+        child.append_callback(watches[i].release());
+        ++remaining_;
+    }
+    if (remaining_ > 0) {
+        waiter.suspend_on(this);
+    }
+}
+
+inline void join::start_one(promise_base& child, scheduler& loop) {
+    loop_ = &loop;
+    // A slot of a finished child is reused; room to free this one later is
+    // made now, so that finishing cannot fail.
+    const bool reuse = !free_slots_.empty();
+    const std::size_t index = reuse ? free_slots_.back() : children_.size();
+    if (!reuse) {
+        children_.reserve(children_.size() + 1);
+    }
+    free_slots_.reserve(children_.size() + 1);
+    auto w = std::make_unique<watch>(this, index, shared_);
+    child.reserve_callbacks();
+    loop.reserve_spawns(1);
+    // Nothing below throws.
+    if (reuse) {
+        free_slots_.pop_back();
+        children_[index] = &child;
+    } else {
+        children_.push_back(&child);
+    }
+    loop.spawn(child);
+    if (shared_) {
+        add_ref();
+    }
+    child.append_callback(w.release());
+    ++remaining_;
+    if (error_ && rule_ == rule::group) {
+        (void)child.request_cancel(); // the group is failing: it starts cancelled
+    }
+}
+
+inline void join::apply_rule(std::size_t index) noexcept {
+    promise_base& child = *children_[index];
+    children_[index] = nullptr;
+    if (shared_) {
+        free_slots_.push_back(index); // room was made by start_one
+    }
+    const bool failed = child.failed();
+    const bool cancelled = child.ended_cancelled();
+    if (orphaned_loop_ != nullptr) {
+        // The group is gone: nobody else will look at this child's failure.
+        if (failed && !cancelled) {
+            orphaned_loop_->report(child.error());
+        }
+        return;
+    }
+    switch (rule_) {
+    case rule::all:
+        if (failed && !error_) {
+            error_ = child.error();
+            cancel_children();
+        }
+        break;
+    case rule::any:
+        if (!failed && winner_ == no_winner) {
+            winner_ = index;
+            cancel_children();
+        } else if (failed) {
+            error_ = child.error();
+        }
+        break;
+    case rule::group:
+        if (failed && !cancelled && !error_) {
+            error_ = child.error();
+            cancel_children();
+        }
+        break;
+    }
+}
+
+inline void join::child_done(std::size_t index) noexcept {
+    apply_rule(index);
+    if (--remaining_ == 0 && waiter_) {
+        std::coroutine_handle<> w = std::exchange(waiter_, {});
+        try {
+            loop_->wake(w);
+        } catch (...) {
+            // No memory to grow the ready queue: the waiter could never be
+            // resumed, and the program cannot go on correctly.
+            std::terminate();
+        }
+    }
+}
+
+inline void join::cancel_children() noexcept {
+    for (promise_base* child : children_) {
+        if (child != nullptr) {
+            try {
+                (void)child->request_cancel();
+            } catch (...) {
+                std::terminate(); // out of memory while waking a child
+            }
+        }
+    }
+}
+
+} // namespace braid::detail

@@ -1,0 +1,385 @@
+// SPDX-License-Identifier: MIT
+// when_all, when_any, wait_for and task_group: results, failures, the first
+// failure cancelling the rest, children never outliving the wait, and the
+// awaiting task's cancellation reaching every child. Deterministic: a manual
+// clock.
+
+#include <braid/braid.hpp>
+
+#include "support/catch.hpp"
+
+#include <chrono>
+#include <stdexcept>
+#include <string>
+#include <tuple>
+#include <utility>
+#include <variant>
+#include <vector>
+
+using namespace std::chrono_literals;
+using braid_test::contains;
+
+namespace {
+
+// Records how each task ended, by name, in order.
+struct journal {
+    std::vector<std::string> lines;
+    void add(std::string s) { lines.push_back(std::move(s)); }
+};
+
+braid::task<int> after(std::chrono::seconds d, int value, journal* log = nullptr,
+                       std::string name = {}) {
+    try {
+        co_await braid::sleep_for(d);
+    } catch (const braid::cancelled&) {
+        if (log != nullptr) {
+            log->add(name + " cancelled");
+        }
+        throw;
+    }
+    if (log != nullptr) {
+        log->add(name + " done");
+    }
+    co_return value;
+}
+
+braid::task<int> fail_after(std::chrono::seconds d, std::string what) {
+    co_await braid::sleep_for(d);
+    throw std::runtime_error(what);
+}
+
+braid::task<> void_after(std::chrono::seconds d) {
+    co_await braid::sleep_for(d);
+}
+
+std::chrono::nanoseconds now(const braid::manual_clock& c) {
+    return c.now().time_since_epoch();
+}
+
+} // namespace
+
+TEST_CASE("when_all gives every result, in order, once all have finished", "[when_all]") {
+    braid::manual_clock clock;
+    braid::event_loop loop{braid::interleaved, clock};
+    auto body = [&]() -> braid::task<> {
+        auto [a, b, c] = co_await braid::when_all(after(3s, 1), after(1s, 2), void_after(2s));
+        CHECK(a == 1);
+        CHECK(b == 2);
+        CHECK(std::is_same_v<decltype(c), std::monostate>);
+        CHECK(now(clock) == 3s); // concurrently: the longest, not the sum
+        std::vector<braid::task<int>> many;
+        for (int i = 0; i < 10; ++i) {
+            many.push_back(after(std::chrono::seconds(10 - i), i));
+        }
+        std::vector<int> all = co_await braid::when_all(std::move(many));
+        CHECK(all == std::vector<int>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9});
+        CHECK(now(clock) == 13s);
+        std::vector<braid::task<>> voids;
+        voids.push_back(void_after(1s));
+        voids.push_back(void_after(2s));
+        co_await braid::when_all(std::move(voids));
+        CHECK(now(clock) == 15s);
+        std::vector<int> none = co_await braid::when_all(std::vector<braid::task<int>>{});
+        CHECK(none.empty());
+    };
+    loop.run_until_complete(body());
+}
+
+TEST_CASE("when_all: the first failure cancels the others, which are awaited, then it is "
+          "rethrown",
+          "[when_all][errors]") {
+    braid::manual_clock clock;
+    braid::event_loop loop{braid::interleaved, clock};
+    journal log;
+    auto body = [&]() -> braid::task<> {
+        try {
+            co_await braid::when_all(after(10s, 1, &log, "slow"), fail_after(2s, "first"),
+                                     fail_after(3s, "second"), after(1s, 4, &log, "fast"));
+            FAIL("when_all should have thrown");
+        } catch (const std::runtime_error& e) {
+            CHECK(std::string(e.what()) == "first");
+        }
+        CHECK(now(clock) == 2s); // nobody waited for the slow one to finish sleeping
+    };
+    loop.run_until_complete(body());
+    CHECK(log.lines == std::vector<std::string>{"fast done", "slow cancelled"});
+    CHECK(loop.rounds() > 0);
+}
+
+TEST_CASE("when_all: a child ending cancelled counts as a failure", "[when_all][cancel]") {
+    braid::manual_clock clock;
+    braid::event_loop loop{braid::interleaved, clock};
+    braid::task<int> victim = after(10s, 1);
+    braid::task<int>* v = &victim;
+    loop.call_later(1s, [&] { v->cancel(); }); // v points into when_all's frame below
+    auto body = [&]() -> braid::task<> {
+        std::vector<braid::task<int>> tasks;
+        tasks.push_back(std::move(victim));
+        tasks.push_back(after(5s, 2));
+        v = &tasks[0]; // the buffer moves into when_all with the vector
+        co_await braid::when_all(std::move(tasks));
+    };
+    REQUIRE_THROWS_AS(loop.run_until_complete(body()), braid::cancelled);
+}
+
+TEST_CASE("when_any gives the first to succeed; the others are cancelled and awaited",
+          "[when_any]") {
+    braid::manual_clock clock;
+    braid::event_loop loop{braid::interleaved, clock};
+    journal log;
+    auto body = [&]() -> braid::task<> {
+        std::vector<braid::task<int>> racers;
+        racers.push_back(after(3s, 30, &log, "a"));
+        racers.push_back(fail_after(1s, "broken"));
+        racers.push_back(after(2s, 20, &log, "b"));
+        racers.push_back(after(4s, 40, &log, "c"));
+        auto [index, value] = co_await braid::when_any(std::move(racers));
+        CHECK(index == 2);
+        CHECK(value == 20);
+        CHECK(now(clock) == 2s);
+        std::vector<braid::task<>> voids;
+        voids.push_back(void_after(5s));
+        voids.push_back(void_after(1s));
+        const std::size_t first = co_await braid::when_any(std::move(voids));
+        CHECK(first == 1);
+        auto [i, v] = co_await braid::when_any(after(2s, 1), void_after(1s));
+        CHECK(i == 1);
+        CHECK(v.index() == 1);
+    };
+    loop.run_until_complete(body());
+    CHECK(log.lines == std::vector<std::string>{"b done", "a cancelled", "c cancelled"});
+}
+
+TEST_CASE("when_any rethrows the last failure when all fail, and refuses an empty vector",
+          "[when_any][errors]") {
+    braid::manual_clock clock;
+    braid::event_loop loop{braid::interleaved, clock};
+    auto all_fail = [&]() -> braid::task<> {
+        std::vector<braid::task<int>> racers;
+        racers.push_back(fail_after(3s, "last"));
+        racers.push_back(fail_after(1s, "first"));
+        co_await braid::when_any(std::move(racers));
+    };
+    REQUIRE_THROWS_WITH(loop.run_until_complete(all_fail()), "last");
+    REQUIRE_THROWS_AS(loop.run_until_complete(braid::when_any(std::vector<braid::task<int>>{})),
+                      braid::usage_error);
+}
+
+TEST_CASE("wait_for gives the result when the task is in time", "[wait_for]") {
+    braid::manual_clock clock;
+    braid::event_loop loop{braid::interleaved, clock};
+    CHECK(loop.run_until_complete(braid::wait_for(after(1s, 5), 2s)) == 5);
+    CHECK(now(clock) == 1s);
+    REQUIRE_THROWS_WITH(loop.run_until_complete(braid::wait_for(fail_after(1s, "late"), 2s)),
+                        "late");
+    // The timer is gone: the loop has nothing left to wait for.
+    loop.run();
+    CHECK(now(clock) == 2s);
+}
+
+TEST_CASE("wait_for cancels a task that is too slow and throws timeout_error", "[wait_for]") {
+    braid::manual_clock clock;
+    braid::event_loop loop{braid::interleaved, clock};
+    journal log;
+    REQUIRE_THROWS_AS(loop.run_until_complete(braid::wait_for(after(10s, 1, &log, "slow"), 2s)),
+                      braid::timeout_error);
+    CHECK(log.lines == std::vector<std::string>{"slow cancelled"});
+    CHECK(now(clock) == 2s);
+}
+
+TEST_CASE("wait_for on a task that catches the cancellation gives what the task ends with",
+          "[wait_for][cancel]") {
+    braid::manual_clock clock;
+    braid::event_loop loop{braid::interleaved, clock};
+    auto stubborn = [&]() -> braid::task<int> {
+        try {
+            co_await braid::sleep_for(10s);
+        } catch (const braid::cancelled&) {
+        }
+        co_await braid::sleep_for(3s); // takes a while to clean up
+        co_return -1;
+    };
+    CHECK(loop.run_until_complete(braid::wait_for(stubborn(), 2s)) == -1);
+    CHECK(now(clock) == 5s); // it waited for the clean-up
+    auto rethrows = [&]() -> braid::task<int> {
+        try {
+            co_await braid::sleep_for(10s);
+        } catch (const braid::cancelled&) {
+            throw std::logic_error("clean-up failed");
+        }
+        co_return 0;
+    };
+    REQUIRE_THROWS_WITH(loop.run_until_complete(braid::wait_for(rethrows(), 1s)),
+                        "clean-up failed");
+}
+
+TEST_CASE("cancelling the task that awaits when_all, when_any or wait_for cancels every child, "
+          "waits for them, then delivers braid::cancelled",
+          "[cancel][when_all][when_any][wait_for]") {
+    for (int which = 0; which < 3; ++which) {
+        braid::manual_clock clock;
+        braid::event_loop loop{braid::interleaved, clock};
+        journal log;
+        auto swallowing = [&](std::string name) -> braid::task<int> {
+            try {
+                co_await braid::sleep_for(1h);
+            } catch (const braid::cancelled&) {
+                log.add(name + " cleaning");
+            }
+            co_await braid::sleep_for(2s);
+            log.add(name + " clean");
+            co_return 0; // swallowed: the waiter is cancelled all the same
+        };
+        auto waiter = [&]() -> braid::task<int> {
+            if (which == 0) {
+                auto [a, b] = co_await braid::when_all(swallowing("a"), swallowing("b"));
+                co_return a + b;
+            }
+            if (which == 1) {
+                std::vector<braid::task<int>> v;
+                v.push_back(swallowing("a"));
+                v.push_back(swallowing("b"));
+                co_return (co_await braid::when_any(std::move(v))).second;
+            }
+            co_return co_await braid::wait_for(swallowing("a"), 2h);
+        };
+        braid::task<int> w = waiter();
+        loop.spawn(w);
+        loop.call_later(1s, [&] { CHECK(w.cancel()); });
+        loop.run();
+        CHECK(w.cancelled());
+        CHECK(now(clock) == 3s); // waited for the clean-ups
+        if (which == 2) {
+            CHECK(log.lines == std::vector<std::string>{"a cleaning", "a clean"});
+        } else if (which == 1) {
+            // a finishes its clean-up first and wins, which cancels b again, in
+            // its own clean-up: when_any cancels whatever has not won.
+            CHECK(log.lines == std::vector<std::string>{"a cleaning", "b cleaning", "a clean"});
+        } else {
+            CHECK(log.lines ==
+                  std::vector<std::string>{"a cleaning", "b cleaning", "a clean", "b clean"});
+        }
+    }
+}
+
+TEST_CASE("a task_group waits for every child; the first failure cancels the rest and is "
+          "rethrown by wait",
+          "[task_group]") {
+    braid::manual_clock clock;
+    braid::event_loop loop{braid::interleaved, clock};
+    journal log;
+    auto body = [&]() -> braid::task<> {
+        braid::task_group group{loop};
+        braid::task<int> kept = after(1s, 7, &log, "kept");
+        CHECK(&group.spawn(kept) == &kept);
+        group.spawn(after(2s, 1, &log, "forgotten"));
+        CHECK(group.running() == 2);
+        co_await group.wait();
+        CHECK(kept.result() == 7);
+        CHECK(group.running() == 0);
+        group.spawn(after(10s, 1, &log, "slow"));
+        group.spawn(fail_after(3s, "broken"));
+        try {
+            co_await group.wait();
+            FAIL("wait should have thrown");
+        } catch (const std::runtime_error& e) {
+            CHECK(std::string(e.what()) == "broken");
+        }
+        CHECK(now(clock) == 5s);
+        // Reusable once the failure was reported.
+        group.spawn(after(1s, 1, &log, "again"));
+        co_await group.wait();
+    };
+    loop.run_until_complete(body());
+    CHECK(log.lines ==
+          std::vector<std::string>{"kept done", "forgotten done", "slow cancelled", "again done"});
+}
+
+TEST_CASE("in a task_group a child ending cancelled is not a failure", "[task_group][cancel]") {
+    braid::manual_clock clock;
+    braid::event_loop loop{braid::interleaved, clock};
+    auto body = [&]() -> braid::task<int> {
+        braid::task_group group{loop};
+        braid::task<int> a = after(5s, 1);
+        group.spawn(a);
+        group.spawn(after(1s, 2));
+        loop.call_later(1s, [&] { a.cancel(); });
+        co_await group.wait(); // does not throw
+        CHECK(a.cancelled());
+        co_return 3;
+    };
+    CHECK(loop.run_until_complete(body()) == 3);
+}
+
+TEST_CASE("cancelling the task in task_group::wait cancels the children first", "[task_group]") {
+    braid::manual_clock clock;
+    braid::event_loop loop{braid::interleaved, clock};
+    journal log;
+    auto body = [&]() -> braid::task<> {
+        braid::task_group group{loop};
+        group.spawn(after(1h, 1, &log, "x"));
+        group.spawn(after(1h, 2, &log, "y"));
+        co_await group.wait();
+    };
+    braid::task<> b = body();
+    loop.spawn(b);
+    loop.call_later(1s, [&] { b.cancel(); });
+    loop.run();
+    CHECK(b.cancelled());
+    CHECK(log.lines == std::vector<std::string>{"x cancelled", "y cancelled"});
+}
+
+TEST_CASE("destroying a task_group cancels its running children, which finish on the loop; "
+          "a late failure goes to the exception handler",
+          "[task_group][lifetime]") {
+    braid::manual_clock clock;
+    braid::event_loop loop{braid::interleaved, clock};
+    journal log;
+    std::vector<std::string> errors;
+    loop.set_exception_handler([&](std::exception_ptr e) {
+        try {
+            std::rethrow_exception(e);
+        } catch (const std::exception& x) {
+            errors.emplace_back(x.what());
+        }
+    });
+    auto fails_on_cancel = [&]() -> braid::task<> {
+        try {
+            co_await braid::sleep_for(1h);
+        } catch (const braid::cancelled&) {
+        }
+        co_await braid::sleep_for(1s);
+        throw std::runtime_error("failed while cleaning up");
+    };
+    {
+        braid::task_group group{loop};
+        group.spawn(after(1h, 1, &log, "child"));
+        group.spawn(fails_on_cancel());
+        auto started = []() -> braid::task<> { co_return; };
+        loop.run_until_complete(started()); // the children have begun
+    }
+    loop.run();
+    CHECK(log.lines == std::vector<std::string>{"child cancelled"});
+    CHECK(errors == std::vector<std::string>{"failed while cleaning up"});
+}
+
+TEST_CASE("task_group misuse: spawning a started task, two waiters at once",
+          "[task_group][misuse]") {
+    braid::manual_clock clock;
+    braid::event_loop loop{braid::interleaved, clock};
+    braid::task_group group{loop};
+    braid::task<int> t = after(1s, 1);
+    loop.spawn(t);
+    REQUIRE_THROWS_WITH(group.spawn(t), contains("braid::task_group::spawn"));
+    group.spawn(after(5s, 1));
+    auto waiter = [&]() -> braid::task<> { co_await group.wait(); };
+    braid::task<> first = waiter();
+    loop.spawn(first);
+    auto second = [&]() -> braid::task<> {
+        co_await braid::yield();
+        REQUIRE_THROWS_AS(co_await group.wait(), braid::usage_error);
+    };
+    loop.run_until_complete(second());
+    loop.run();
+    CHECK(first.done());
+}

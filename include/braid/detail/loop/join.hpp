@@ -34,6 +34,7 @@
 #include <exception>
 #include <limits>
 #include <memory>
+#include <utility>
 #include <vector>
 
 namespace braid {
@@ -41,6 +42,51 @@ class task_group;
 } // namespace braid
 
 namespace braid::detail {
+
+// The children's promises: up to four inline (a when_all of two tasks
+// allocates nothing for them), more on the heap.
+class child_list {
+public:
+    child_list() noexcept = default;
+    child_list(const child_list&) = delete;
+    child_list& operator=(const child_list&) = delete;
+    ~child_list() {
+        if (data_ != inline_) {
+            delete[] data_;
+        }
+    }
+    [[nodiscard]] std::size_t size() const noexcept { return size_; }
+    promise_base*& operator[](std::size_t i) noexcept { return data_[i]; }
+    promise_base** begin() noexcept { return data_; }
+    promise_base** end() noexcept { return data_ + size_; }
+    void reserve(std::size_t n) {
+        if (n > capacity_) {
+            n = n < 2 * capacity_ ? 2 * capacity_ : n;
+            auto* bigger = new promise_base*[n];
+            for (std::size_t i = 0; i < size_; ++i) {
+                bigger[i] = data_[i];
+            }
+            if (data_ != inline_) {
+                delete[] data_;
+            }
+            data_ = bigger;
+            capacity_ = n;
+        }
+    }
+    // Precondition: room was reserved, or the list is within its inline room.
+    void push_back(promise_base* p) {
+        if (size_ == capacity_) {
+            reserve(2 * capacity_);
+        }
+        data_[size_++] = p;
+    }
+
+private:
+    promise_base* inline_[4] = {};
+    promise_base** data_ = inline_;
+    std::size_t size_ = 0;
+    std::size_t capacity_ = 4;
+};
 
 class join : public suspension {
 public:
@@ -152,7 +198,7 @@ private:
     void child_done(std::size_t index) noexcept;
     static void cancel_impl(suspension* s) noexcept { static_cast<join*>(s)->cancel_children(); }
 
-    std::vector<promise_base*> children_; // null once finished
+    child_list children_;                 // null once finished
     std::vector<std::size_t> free_slots_; // task_group: slots of finished children
     std::coroutine_handle<> waiter_;
     promise_base* waiter_promise_ = nullptr;
@@ -174,26 +220,38 @@ inline void join::start(promise_base& waiter, scheduler& loop) {
     waiter_promise_ = &waiter;
     loop_ = &loop;
     const std::size_t n = children_.size();
-    // Everything that may fail first: the watches, room for the callbacks,
-    // for the spawns, and for waking the waiter.
-    std::vector<std::unique_ptr<watch>> watches;
-    watches.reserve(n);
-    for (std::size_t i = 0; i < n; ++i) {
-        watches.push_back(std::make_unique<watch>(this, i, false));
-        children_[i]->reserve_callbacks();
+    // Everything that may fail first: the watches (chained through their
+    // `next` until each is handed to its child), room for the callbacks, for
+    // the spawns, and for waking the waiter.
+    watch* chain = nullptr;
+    try {
+        for (std::size_t i = n; i-- > 0;) {
+            auto* w = new watch(this, i, false);
+            w->next = chain;
+            chain = w;
+            children_[i]->reserve_callbacks();
+        }
+        loop.reserve_spawns(n + 1);
+    } catch (...) {
+        while (chain != nullptr) {
+            delete static_cast<watch*>(std::exchange(chain, static_cast<watch*>(chain->next)));
+        }
+        throw;
     }
-    loop.reserve_spawns(n + 1);
     // Nothing below throws.
     for (std::size_t i = 0; i < n; ++i) {
+        watch* const w = std::exchange(chain, static_cast<watch*>(chain->next));
+        w->next = nullptr;
         promise_base& child = *children_[i];
         if (child.state() == task_state::done) {
+            delete w;
             apply_rule(i); // finished before: its ending counts at once
             continue;
         }
         if (child.state() == task_state::created) {
             loop.spawn(child);
         }
-        child.append_callback(watches[i].release());
+        child.append_callback(w);
         ++remaining_;
     }
     if (remaining_ > 0) {

@@ -42,18 +42,23 @@ namespace braid {
 
 class task_group {
 public:
-    explicit task_group(event_loop& loop) : loop_(&loop.core_), state_(new detail::join(rule())) {
-        state_->shared_ = true;
+    explicit task_group(event_loop& loop) : state_(new detail::join(rule())) {
+        state_->share_on(loop.core_);
     }
     task_group(const task_group&) = delete;
     task_group& operator=(const task_group&) = delete;
     ~task_group() {
-        if (state_->remaining() > 0) {
-            state_->cancel_children();
-            state_->orphan(loop_);
-        }
-        if (std::exception_ptr unreported = state_->take_error()) {
-            loop_->report(std::move(unreported));
+        // A group may outlive its loop (in a task kept after the loop was
+        // destroyed): its children are gone then, and so is the handler.
+        if (detail::scheduler* loop = state_->loop()) {
+            loop->detach(*state_);
+            if (state_->remaining() > 0) {
+                state_->cancel_children();
+                state_->orphan(loop);
+            }
+            if (std::exception_ptr unreported = state_->take_error()) {
+                loop->report(std::move(unreported));
+            }
         }
         state_->release();
     }
@@ -119,10 +124,14 @@ private:
                                    ? "the task has already finished"
                                    : "the task has already started; a task runs once"));
         }
-        state_->start_one(p, *loop_);
+        detail::scheduler* loop = state_->loop();
+        if (loop == nullptr) {
+            throw usage_error(
+                "braid::task_group::spawn: the group's event_loop has been destroyed");
+        }
+        state_->start_one(p, *loop);
     }
 
-    detail::scheduler* loop_;
     detail::join* state_;
 };
 

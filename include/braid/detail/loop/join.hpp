@@ -88,7 +88,7 @@ private:
     std::size_t capacity_ = 4;
 };
 
-class join : public suspension {
+class join : public suspension, public loop_link {
 public:
     enum class rule : std::uint8_t { all, any, group };
     static constexpr std::size_t no_winner = std::numeric_limits<std::size_t>::max();
@@ -166,6 +166,15 @@ public:
     // For task_group: the group object is gone; a child's failure that is not
     // a cancellation then goes to the loop's exception handler.
     void orphan(scheduler* loop) noexcept { orphaned_loop_ = loop; }
+    // For task_group: a shared join on `loop`, told when the loop goes.
+    void share_on(scheduler& loop) noexcept {
+        shared_ = true;
+        loop_ = &loop;
+        loop_gone = &join::on_loop_gone;
+        loop.attach(*this);
+    }
+    // The loop, or null once it is gone.
+    [[nodiscard]] scheduler* loop() const noexcept { return loop_; }
 
 private:
     struct watch final : callback_node {
@@ -181,9 +190,13 @@ private:
             auto* w = static_cast<watch*>(n);
             w->owner->child_done(w->index);
         }
+        // The child was destroyed unfinished (its loop is being destroyed).
+        // A join in a frame may be gone already and is not touched; a shared
+        // one forgets the child.
         static void destroy_impl(callback_node* n) noexcept {
             auto* w = static_cast<watch*>(n);
             if (w->shares) {
+                w->owner->child_gone(w->index);
                 w->owner->release();
             }
             delete w;
@@ -192,6 +205,19 @@ private:
         std::size_t index;
         bool shares; // holds a reference to a shared (heap) join
     };
+
+    static void on_loop_gone(loop_link* l) noexcept {
+        auto* self = static_cast<join*>(l);
+        self->loop_ = nullptr;
+        self->orphaned_loop_ = nullptr;
+    }
+    void child_gone(std::size_t index) noexcept {
+        if (children_[index] != nullptr) {
+            children_[index] = nullptr;
+            free_slots_.push_back(index); // room was made by start_one
+            --remaining_;
+        }
+    }
 
     void start(promise_base& waiter, scheduler& loop);
     void apply_rule(std::size_t index) noexcept;

@@ -71,6 +71,14 @@
 
 namespace braid::detail {
 
+// Something that refers to a loop and may outlive it (a task_group): the
+// loop tells it, when it is destroyed, that it is gone.
+struct loop_link {
+    loop_link* prev = nullptr;
+    loop_link* next = nullptr;
+    void (*loop_gone)(loop_link*) noexcept = nullptr;
+};
+
 // A policy whose decision is not a constant: called at every yield.
 class dynamic_policy {
 public:
@@ -233,6 +241,27 @@ public:
     void post(remote_item& item);
     // Any thread: run()/run_forever() return after the step in progress.
     void request_stop() noexcept;
+
+    // Links an object that must hear of the loop's end; unlinks it.
+    void attach(loop_link& l) noexcept {
+        l.prev = nullptr;
+        l.next = links_;
+        if (links_ != nullptr) {
+            links_->prev = &l;
+        }
+        links_ = &l;
+    }
+    void detach(loop_link& l) noexcept {
+        if (l.prev != nullptr) {
+            l.prev->next = l.next;
+        } else if (links_ == &l) {
+            links_ = l.next;
+        }
+        if (l.next != nullptr) {
+            l.next->prev = l.prev;
+        }
+        l.prev = l.next = nullptr;
+    }
 
     // The loop's thread: run, run forever, run until p is done.
     void run();
@@ -429,6 +458,7 @@ private:
 
     // The world outside.
     bool world_on_ = false;     // mirrors attention_world
+    bool counting_ = false;     // pass_left_ counts the pass in progress
     std::size_t pass_left_ = 0; // steps left in the current pass
     manual_clock* clock_;       // null: the steady clock
     timer_queue timers_;
@@ -439,6 +469,7 @@ private:
     threadsafe_marker marker_{this};
     remote_wait* waits_ = nullptr; // outstanding remote waits (a list)
     std::size_t wait_count_ = 0;
+    loop_link* links_ = nullptr; // objects to tell when the loop goes
     wait_point wait_;
 };
 

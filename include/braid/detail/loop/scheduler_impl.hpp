@@ -34,6 +34,12 @@ namespace braid::detail {
 inline constexpr std::chrono::microseconds spin_limit{50};
 
 inline scheduler::~scheduler() {
+    // 0. Objects that outlive their loop (task groups) learn it is gone.
+    while (loop_link* link = links_) {
+        links_ = link->next;
+        link->prev = link->next = nullptr;
+        link->loop_gone(link);
+    }
     // 1. Other threads can no longer reach this loop: what they queued, and
     //    what they finish from now on, is dropped unrun.
     {
@@ -287,6 +293,7 @@ inline void scheduler::collect() {
     }
     pass_left_ = ready_.size();
     update_world();
+    counting_ = world_on_;
 }
 
 inline bool scheduler::attend(bool honour_stop) {
@@ -299,7 +306,13 @@ inline bool scheduler::attend(bool honour_stop) {
         return true;
     }
     if ((bits & (attention_world | attention_remote)) != 0) {
-        if (pass_left_ > 1) {
+        if (!counting_) {
+            // A timer, a remote wait or a thread-safe call appeared during
+            // this step while passes were not counted: where the pass in
+            // progress ends is unknown, so collect now (at least once per
+            // pass, as promised, and no later).
+            collect();
+        } else if (pass_left_ > 1) {
             --pass_left_;
         } else if (!ready_.empty()) {
             collect(); // (with nothing ready, the loop's idle path collects at once)
@@ -347,6 +360,7 @@ inline scheduler::idle_result scheduler::idle(idle_mode mode) {
                 fire_due_timers();
                 pass_left_ = ready_.size();
                 update_world();
+                counting_ = world_on_;
                 if (!ready_.empty()) {
                     return idle_result::ready;
                 }

@@ -30,6 +30,7 @@
 #include <braid/errors.hpp>
 #include <braid/policy.hpp>
 
+#include <concepts>
 #include <coroutine>
 #include <cstdint>
 #include <exception>
@@ -88,6 +89,9 @@ public:
         if constexpr (constant_policy<Policy>) {
             mode_ = Policy{}.on_yield(yield_info{}) == placement::back ? yield_mode::back
                                                                        : yield_mode::front;
+        } else if constexpr (std::same_as<Policy, step_slice>) {
+            slice_ = policy;
+            mode_ = yield_mode::slice;
         } else {
             dynamic_ = std::make_unique<dynamic_policy_for<Policy>>(std::move(policy));
             mode_ = yield_mode::dynamic;
@@ -131,8 +135,7 @@ public:
         call_node* const no_callback = nullptr;
         if (mode_ == yield_mode::back) [[likely]] {
             ready_.emplace_back(frame, no_callback);
-        } else if (mode_ == yield_mode::front ||
-                   dynamic_->on_yield(yield_info{h, rounds_, ready_.size()}) == placement::front) {
+        } else if (mode_ == yield_mode::front || ask_policy(h) == placement::front) {
             ready_.emplace_front(frame, no_callback);
         } else {
             ready_.emplace_back(frame, no_callback);
@@ -221,6 +224,17 @@ public:
     }
 
 private:
+    // A policy whose answer is not a constant. step_slice, built in and cheap,
+    // is called directly (inlined); any other through dynamic_.
+    BRAID_DETAIL_HOT_INLINE placement ask_policy(std::coroutine_handle<> h) {
+        // One yield_info per branch, so that what step_slice does not read
+        // (the size of the queue) is not computed for it.
+        if (mode_ == yield_mode::slice) {
+            return slice_.on_yield(yield_info{h, rounds_, ready_.size()});
+        }
+        return dynamic_->on_yield(yield_info{h, rounds_, ready_.size()});
+    }
+
     void deliver_pending_now() {
         while (!pending_.empty()) {
             std::exception_ptr error = std::move(pending_.front());
@@ -313,8 +327,9 @@ private:
     bool has_pending_ = false; // !pending_.empty(), in one load
     std::function<void(std::exception_ptr)> handler_;
     std::unique_ptr<dynamic_policy> dynamic_;
-    // The policy's answer when it is a constant, else `dynamic`.
-    enum class yield_mode : unsigned char { back, front, dynamic } mode_ = yield_mode::back;
+    step_slice slice_{1}; // the policy, when it is a step_slice
+    // The policy's answer when it is a constant, else which policy to ask.
+    enum class yield_mode : unsigned char { back, front, slice, dynamic } mode_ = yield_mode::back;
     bool running_ = false;
 };
 

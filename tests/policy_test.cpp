@@ -146,9 +146,9 @@ static_assert(!braid::scheduling_policy<int>);
 
 } // namespace
 
-TEST_CASE("the seed's factorials finish after 10, 16, 18 rounds sequentially and 18, 14, 6 "
+TEST_CASE("the tutorial's factorials finish after 10, 16, 18 rounds sequentially and 18, 14, 6 "
           "interleaved",
-          "[policy][seed]") {
+          "[policy][tutorial]") {
     // factorial(12), (8), (4) take 10, 6 and 2 steps.
     const std::vector<int> steps{10, 6, 2};
     braid::event_loop sequential{braid::sequential};
@@ -232,7 +232,7 @@ TEST_CASE("a policy of one's own decides where each yielding task goes", "[polic
     CHECK(seen[0].coroutine != seen[2].coroutine);
 }
 
-TEST_CASE("the seed's factorials under slices of 3 and 4 steps", "[policy][slice][seed]") {
+TEST_CASE("the tutorial's factorials under slices of 3 and 4 steps", "[policy][slice][tutorial]") {
     const std::vector<int> steps{10, 6, 2};
     // 3 steps: 12 12 12 8 8 8 4 4 | 12 12 12 8 8 8 | 12 12 12 | 12.
     braid::event_loop three{braid::step_slice{3}};

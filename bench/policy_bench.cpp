@@ -22,6 +22,10 @@
 // Counters, per policy and workload:
 //
 //   wall_us              time to run the whole workload (also the Time column)
+//   cpu_us               processor time the loop's thread used meanwhile (less
+//                        the cost of reading that clock): on a busy machine,
+//                        where wall_us counts time others took, the steadier
+//                        figure
 //   steps_per_s          task steps run per second of wall time
 //   done_rounds_*        when each task finished, in rounds of the loop
 //   done_us_*            when each task finished, in microseconds from the start
@@ -35,7 +39,7 @@
 // Keeping the benchmark's own bookkeeping out of the figures:
 //
 //   - Each iteration runs the workload twice. The first run is the timed one
-//     (wall_us, steps_per_s, done_rounds_*): its only bookkeeping is one store
+//     (wall_us, cpu_us, steps_per_s, done_rounds_*): its only bookkeeping is one store
 //     of loop.rounds() when a task finishes (and one per step of the
 //     interactive task), into memory allocated beforehand; no clock is read
 //     inside it. The second run, not timed, reads the clock once when each
@@ -61,6 +65,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <ctime>
 #include <functional>
 #include <memory>
 #include <numeric>
@@ -76,6 +81,33 @@ using bench_clock = std::chrono::steady_clock;
 
 double microseconds(bench_clock::duration d) {
     return std::chrono::duration<double, std::micro>(d).count();
+}
+
+// Processor time used by the calling thread, in seconds.
+double thread_cpu_seconds() {
+#if defined(CLOCK_THREAD_CPUTIME_ID)
+    timespec t{};
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_nsec) * 1e-9;
+#else
+    return static_cast<double>(std::clock()) / CLOCKS_PER_SEC; // the whole process
+#endif
+}
+
+// What reading that clock adds to an interval (a system call on Linux, about
+// half a microsecond in a VM): the median of back-to-back readings, taken
+// once and subtracted from every cpu_us.
+double thread_cpu_clock_cost() {
+    static const double cost = [] {
+        std::vector<double> gaps(201);
+        for (double& gap : gaps) {
+            const double first = thread_cpu_seconds();
+            gap = thread_cpu_seconds() - first;
+        }
+        std::nth_element(gaps.begin(), gaps.begin() + 100, gaps.end());
+        return gaps[100];
+    }();
+    return cost;
 }
 
 // --- bookkeeping -----------------------------------------------------------------
@@ -323,7 +355,7 @@ template <class Policy>
 void run_workload(benchmark::State& state, const Policy& policy, const workload& w) {
     recorder timed, clocked;
     summary rounds, micros;
-    double wall_seconds = 0;
+    double wall_seconds = 0, cpu_seconds = 0;
     double reply_rounds_mean = 0, reply_rounds_max = 0, reply_us_mean = 0, reply_us_max = 0;
     double interactive_rounds = 0, interactive_us = 0;
     for (auto _ : state) {
@@ -331,9 +363,11 @@ void run_workload(benchmark::State& state, const Policy& policy, const workload&
             braid::event_loop loop{policy};
             timed.prepare(loop, false, w.tasks, w.interactive_steps);
             w.spawn(loop, timed);
+            const double cpu_start = thread_cpu_seconds();
             const bench_clock::time_point start = bench_clock::now();
             loop.run();
             const std::chrono::duration<double> elapsed = bench_clock::now() - start;
+            cpu_seconds += thread_cpu_seconds() - cpu_start - thread_cpu_clock_cost();
             state.SetIterationTime(elapsed.count());
             wall_seconds += elapsed.count();
         }
@@ -370,6 +404,7 @@ void run_workload(benchmark::State& state, const Policy& policy, const workload&
     const auto n = static_cast<double>(state.iterations());
     auto& c = state.counters;
     c["wall_us"] = wall_seconds * 1e6 / n;
+    c["cpu_us"] = cpu_seconds * 1e6 / n;
     c["steps_per_s"] = static_cast<double>(w.steps) * n / wall_seconds;
     c["done_rounds_mean"] = rounds.mean / n;
     c["done_rounds_median"] = rounds.median / n;

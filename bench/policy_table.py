@@ -50,25 +50,27 @@ def main(path):
         interactive = "reply_us_max" in entries[0][1]
         print(f"**{workload}**\n")
         if interactive:
-            print("| policy | wall (µs) | steps/s | reply wait, mean / max (rounds) "
+            print("| policy | wall (µs) | CPU (µs) | steps/s | reply wait, mean / max (rounds) "
                   "| reply wait, mean / max (µs) | interactive task done (µs) "
                   "| all tasks done, mean (µs) |")
-            print("|---|---:|---:|---:|---:|---:|---:|")
+            print("|---|---:|---:|---:|---:|---:|---:|---:|")
             for policy, c in entries:
-                print(f"| `{policy}` | {number(c['wall_us'])} | {rate(c['steps_per_s'])} "
+                print(f"| `{policy}` | {number(c['wall_us'])} | {number(c['cpu_us'])} "
+                      f"| {rate(c['steps_per_s'])} "
                       f"| {number(c['reply_rounds_mean'])} / {number(c['reply_rounds_max'])} "
                       f"| {number(c['reply_us_mean'])} / {number(c['reply_us_max'])} "
                       f"| {number(c['interactive_done_us'])} | {number(c['done_us_mean'])} |")
         else:
-            print("| policy | wall (µs) | steps/s | done, mean / median / p99 / max (rounds) "
+            print("| policy | wall (µs) | CPU (µs) | steps/s | done, mean / median / p99 / max (rounds) "
                   "| done, mean / median / p99 / max (µs) |")
-            print("|---|---:|---:|---:|---:|")
+            print("|---|---:|---:|---:|---:|---:|")
             for policy, c in entries:
                 done_rounds = " / ".join(number(c[f"done_rounds_{s}"])
                                          for s in ("mean", "median", "p99", "max"))
                 done_us = " / ".join(number(c[f"done_us_{s}"])
                                      for s in ("mean", "median", "p99", "max"))
-                print(f"| `{policy}` | {number(c['wall_us'])} | {rate(c['steps_per_s'])} "
+                print(f"| `{policy}` | {number(c['wall_us'])} | {number(c['cpu_us'])} "
+                      f"| {rate(c['steps_per_s'])} "
                       f"| {done_rounds} | {done_us} |")
         print()
 

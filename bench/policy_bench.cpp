@@ -424,8 +424,22 @@ void run_workload(benchmark::State& state, const Policy& policy, const workload&
     }
 }
 
+// A policy, named, that runs a workload.
+struct named_policy {
+    std::string name;
+    std::function<void(benchmark::State&, const workload&)> run;
+};
+
 template <class Policy>
-void register_policy(const std::string& policy_name, const Policy& policy) {
+named_policy policy(std::string name, Policy p) {
+    return {std::move(name),
+            [p](benchmark::State& state, const workload& w) { run_workload(state, p, w); }};
+}
+
+// Registers every workload under every policy, workload by workload, so that
+// the policies compared on one workload run close together in time (what the
+// rest of the machine does drifts less between them).
+void register_all(const std::vector<named_policy>& policies) {
     const std::pair<std::string, std::function<workload()>> workloads[] = {
         {"factorials", factorials},
         {"long_first", long_first},
@@ -438,14 +452,14 @@ void register_policy(const std::string& policy_name, const Policy& policy) {
         {"interactive", [] { return cache(true); }},
     };
     for (const auto& [name, make] : workloads) {
-        const std::string full = "BM_policy_" + name + "/" + policy_name;
-        benchmark::RegisterBenchmark(full.c_str(),
-                                     [policy, make = make](benchmark::State& state) {
-                                         const workload w = make();
-                                         run_workload(state, policy, w);
-                                     })
-            ->UseManualTime()
-            ->Unit(benchmark::kMicrosecond);
+        for (const named_policy& p : policies) {
+            const std::string full = "BM_policy_" + name + "/" + p.name;
+            benchmark::RegisterBenchmark(
+                full.c_str(),
+                [run = p.run, make = make](benchmark::State& state) { run(state, make()); })
+                ->UseManualTime()
+                ->Unit(benchmark::kMicrosecond);
+        }
     }
 }
 
@@ -453,11 +467,13 @@ void register_policy(const std::string& policy_name, const Policy& policy) {
 
 int main(int argc, char** argv) {
     using namespace std::chrono_literals;
-    register_policy("interleaved", braid::interleaved);
-    register_policy("sequential", braid::sequential);
-    register_policy("step_slice_4", braid::step_slice{4});
-    register_policy("step_slice_16", braid::step_slice{16});
-    register_policy("time_slice_50us", braid::time_slice{50us});
+    register_all({
+        policy("interleaved", braid::interleaved),
+        policy("sequential", braid::sequential),
+        policy("step_slice_4", braid::step_slice{4}),
+        policy("step_slice_16", braid::step_slice{16}),
+        policy("time_slice_50us", braid::time_slice{50us}),
+    });
     benchmark::Initialize(&argc, argv);
     if (benchmark::ReportUnrecognizedArguments(argc, argv)) {
         return 1;

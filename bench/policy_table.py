@@ -36,7 +36,8 @@ def rate(value):
 def main(path):
     with open(path) as f:
         report = json.load(f)
-    runs = report["benchmarks"]
+    # In registration order, also when the run interleaved repetitions.
+    runs = sorted(report["benchmarks"], key=lambda r: r.get("family_index", 0))
     has_medians = any(r.get("aggregate_name") == "median" for r in runs)
     rows = OrderedDict()  # workload -> [(policy, counters)]
     for r in runs:

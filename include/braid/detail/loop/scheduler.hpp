@@ -90,7 +90,7 @@ public:
             mode_ = Policy{}.on_yield(yield_info{}) == placement::back ? yield_mode::back
                                                                        : yield_mode::front;
         } else if constexpr (std::same_as<Policy, step_slice>) {
-            slice_ = policy;
+            dynamic_ = std::make_unique<dynamic_policy_for<Policy>>(std::move(policy));
             mode_ = yield_mode::slice;
         } else {
             dynamic_ = std::make_unique<dynamic_policy_for<Policy>>(std::move(policy));
@@ -225,12 +225,14 @@ public:
 
 private:
     // A policy whose answer is not a constant. step_slice, built in and cheap,
-    // is called directly (inlined); any other through dynamic_.
+    // is called directly (dynamic_policy_for is final, so the call is not
+    // virtual, and it is inlined); any other through the virtual call.
     BRAID_DETAIL_HOT_INLINE placement ask_policy(std::coroutine_handle<> h) {
         // One yield_info per branch, so that what step_slice does not read
         // (the size of the queue) is not computed for it.
         if (mode_ == yield_mode::slice) {
-            return slice_.on_yield(yield_info{h, rounds_, ready_.size()});
+            return static_cast<dynamic_policy_for<step_slice>&>(*dynamic_).on_yield(
+                yield_info{h, rounds_, ready_.size()});
         }
         return dynamic_->on_yield(yield_info{h, rounds_, ready_.size()});
     }
@@ -327,7 +329,6 @@ private:
     bool has_pending_ = false; // !pending_.empty(), in one load
     std::function<void(std::exception_ptr)> handler_;
     std::unique_ptr<dynamic_policy> dynamic_;
-    step_slice slice_{1}; // the policy, when it is a step_slice
     // The policy's answer when it is a constant, else which policy to ask.
     enum class yield_mode : unsigned char { back, front, slice, dynamic } mode_ = yield_mode::back;
     bool running_ = false;

@@ -27,8 +27,9 @@
 // constructor; the loop keeps its own copy and calls it on the loop's thread.
 // When on_yield is a constant expression of an empty type (as for interleaved
 // and sequential) the loop evaluates it once, so the policy costs nothing per
-// yield. The loop calls step_slice directly (a dozen instructions per yield);
-// any other policy, time_slice included, costs one indirect call per yield.
+// yield. The loop calls step_slice directly (about 14 instructions per yield
+// more than sequential); any other policy, time_slice included, costs one
+// indirect call per yield.
 
 #include <chrono>
 #include <concepts>

@@ -63,15 +63,15 @@ TEST_CASE("thread-safe calls join the back of the ready queue, at the latest whe
         if (timer_pending) {
             // Passes are counted: the pass {a0, b0} ends, then both calls
             // are collected, behind the tasks' second steps.
-            CHECK(log == std::vector<std::string>{"a0", "b0", "a1", "b1", "call from a",
-                                                  "call from b"});
+            CHECK(log ==
+                  std::vector<std::string>{"a0", "b0", "a1", "b1", "call from a", "call from b"});
         } else {
             // Nothing else pending: the loop was not counting passes, so it
             // collects right after the step that queued a call (the end of
             // the pass in progress is unknown; collecting sooner keeps the
             // promise of at least once per pass).
-            CHECK(log == std::vector<std::string>{"a0", "b0", "a1", "call from a", "b1",
-                                                  "call from b"});
+            CHECK(log ==
+                  std::vector<std::string>{"a0", "b0", "a1", "call from a", "b1", "call from b"});
         }
     }
 }

@@ -4,8 +4,9 @@
 // co_await braid::yield(): inside a task, gives the event loop a turn. The
 // task is put back in the loop's ready queue where the loop's scheduling
 // policy says (the back for braid::interleaved, the front for
-// braid::sequential) and resumes when the loop takes it from there. Each
-// resumption is one of the loop's rounds.
+// braid::sequential, the front until its slice is used up for the slices of
+// policy.hpp) and resumes when the loop takes it from there. Each resumption
+// is one of the loop's rounds.
 //
 // Only a braid::task can yield (the awaiter needs the task's loop); using it in
 // another kind of coroutine does not compile.

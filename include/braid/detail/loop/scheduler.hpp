@@ -50,6 +50,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <concepts>
 #include <coroutine>
 #include <cstdint>
 #include <exception>
@@ -110,6 +111,9 @@ public:
         if constexpr (constant_policy<Policy>) {
             mode_ = Policy{}.on_yield(yield_info{}) == placement::back ? yield_mode::back
                                                                        : yield_mode::front;
+        } else if constexpr (std::same_as<Policy, step_slice>) {
+            dynamic_ = std::make_unique<dynamic_policy_for<Policy>>(std::move(policy));
+            mode_ = yield_mode::slice;
         } else {
             try {
                 dynamic_ = std::make_unique<dynamic_policy_for<Policy>>(std::move(policy));
@@ -139,8 +143,7 @@ public:
         call_node* const no_callback = nullptr;
         if (mode_ == yield_mode::back) [[likely]] {
             ready_.emplace_back(frame, no_callback);
-        } else if (mode_ == yield_mode::front ||
-                   dynamic_->on_yield(yield_info{h, rounds_, ready_.size()}) == placement::front) {
+        } else if (mode_ == yield_mode::front || ask_policy(h) == placement::front) {
             ready_.emplace_front(frame, no_callback);
         } else {
             ready_.emplace_back(frame, no_callback);
@@ -298,6 +301,19 @@ public:
     }
 
 private:
+    // A policy whose answer is not a constant. step_slice, built in and cheap,
+    // is called directly (dynamic_policy_for is final, so the call is not
+    // virtual, and it is inlined); any other through the virtual call.
+    BRAID_DETAIL_HOT_INLINE placement ask_policy(std::coroutine_handle<> h) {
+        // One yield_info per branch, so that what step_slice does not read
+        // (the size of the queue) is not computed for it.
+        if (mode_ == yield_mode::slice) {
+            return static_cast<dynamic_policy_for<step_slice>&>(*dynamic_).on_yield(
+                yield_info{h, rounds_, ready_.size()});
+        }
+        return dynamic_->on_yield(yield_info{h, rounds_, ready_.size()});
+    }
+
     // Gives every pending exception to the handler; without a handler, the
     // first one is rethrown (the others wait for the next call).
     void deliver_pending_now() {
@@ -452,8 +468,8 @@ private:
     std::vector<std::exception_ptr> pending_;
     std::function<void(std::exception_ptr)> handler_;
     std::unique_ptr<dynamic_policy> dynamic_;
-    // The policy's answer when it is a constant, else `dynamic`.
-    enum class yield_mode : unsigned char { back, front, dynamic } mode_ = yield_mode::back;
+    // The policy's answer when it is a constant, else which policy to ask.
+    enum class yield_mode : unsigned char { back, front, slice, dynamic } mode_ = yield_mode::back;
     bool running_ = false;
 
     // The world outside.

@@ -124,7 +124,8 @@ braid::task<> braid_session(braid::tcp_stream s) {
 
 braid::task<> braid_acceptor(braid::event_loop& loop, braid::tcp_listener& listener) {
     for (;;) {
-        loop.spawn(braid_session(co_await listener.accept()));
+        braid::tcp_stream client = co_await listener.accept();
+        loop.spawn(braid_session(std::move(client)));
     }
 }
 

@@ -18,7 +18,10 @@
 // would say EAGAIN) of every message; Tokio's TcpStream does the same. Not
 // once an event has reported the end of the stream or an error (ready_end):
 // the short read may have stopped at the FIN, and nothing would report the
-// end again, so from then on reads always make the call.
+// end again, so from then on reads always make the call. (A read also stops
+// short at TCP urgent data, which braid does not use: a peer that sends it
+// and then waits for an answer would leave the rest unread until it sends
+// more.)
 
 #include <braid/detail/loop/io_state.hpp>
 #include <braid/detail/loop/scheduler.hpp>

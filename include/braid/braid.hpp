@@ -6,6 +6,8 @@
 #include <braid/clock.hpp>
 #include <braid/errors.hpp>
 #include <braid/event_loop.hpp>
+#include <braid/io.hpp>
+#include <braid/net.hpp>
 #include <braid/policy.hpp>
 #include <braid/run_in.hpp>
 #include <braid/sleep.hpp>

@@ -5,18 +5,20 @@
 // the ready queue, runs coroutines through a trampoline, applies the
 // scheduling policy, keeps the list of spawned tasks it owns, and collects the
 // exceptions nobody else can observe. It also connects the loop to the world
-// outside it: timers, calls and finished work from other threads, and the
-// one place where the loop's thread blocks (see scheduler_impl.hpp).
+// outside it: timers, calls and finished work from other threads, file
+// descriptors (scheduler_io.hpp), and the one place where the loop's thread
+// blocks (see scheduler_impl.hpp).
 //
 // The attention word. Per step, the run loop reads one word, attention_, and
 // goes on when it is zero: no pending error, no stop, nothing outside the
-// loop to look at. When timers are pending or work on other threads is
-// outstanding (the `world` bit) or another thread has queued a call (the
+// loop to look at. When timers are pending, work on other threads is
+// outstanding or a task waits on a descriptor (the `world` bit) or another
+// thread has queued a call (the
 // `remote` bit), the loop counts the steps of the current pass -- what was
 // ready when it last collected -- and collects again at the end of it: due
-// timers, thread-safe calls and finished work join the back of the ready
-// queue. Other threads set bits with one atomic RMW (stop, remote); the loop
-// reads the word with a relaxed load, as cheap as a plain one.
+// timers, thread-safe calls, finished work and tasks whose descriptors are
+// ready join the back of the ready queue. Other threads set bits with one atomic RMW (stop,
+// remote); the loop reads the word with a relaxed load, as cheap as a plain one.
 //
 // The trampoline. Resuming the task that awaited one that finished, and
 // starting an awaited task once starts are nested too deep, are not done by
@@ -38,6 +40,7 @@
 
 #include <braid/clock.hpp>
 #include <braid/detail/frame_pool.hpp>
+#include <braid/detail/loop/io_state.hpp>
 #include <braid/detail/loop/nodes.hpp>
 #include <braid/detail/loop/remote_queue.hpp>
 #include <braid/detail/loop/remote_wait.hpp>
@@ -132,7 +135,9 @@ public:
     // callbacks never run. A task whose braid::task object is still alive is
     // only marked abandoned: its object frees it later. Pending timers,
     // queued thread-safe calls and the results of outstanding work on other
-    // threads are dropped without running. Defined in scheduler_impl.hpp.
+    // threads are dropped without running. Tasks waiting on descriptors are
+    // freed like the others; sockets that outlive the loop forget it and
+    // only close their descriptors. Defined in scheduler_impl.hpp.
     ~scheduler();
 
     // --- what tasks and awaiters call ---------------------------------------
@@ -238,6 +243,28 @@ public:
     void unprepare_remote_wait(remote_wait& w) noexcept;
     void begin_remote_wait(remote_wait& w, std::coroutine_handle<> waiter) noexcept;
     void end_remote_wait(remote_wait& w) noexcept;
+
+    // --- file descriptors (scheduler_io.hpp) ----------------------------------
+
+    // Makes the task h wait, through w, until s is ready in `direction`
+    // (ready_read or ready_write), registering s with this loop's wait point
+    // first if it is not. Throws usage_error when another task already waits
+    // in that direction, std::system_error (naming w's operation) when the
+    // OS refuses to watch s.fd; nothing changed then.
+    void io_wait_for(io_state& s, io_wait& w, std::uint8_t direction, std::coroutine_handle<> h);
+    // Ends w's wait (w.state is not null); with wake_task, the task joins
+    // the back of the ready queue.
+    void io_end_wait(io_wait& w, bool wake_task) noexcept;
+    // The state braid::readable/writable waits on for fd: the watch another
+    // task of this loop already waits on, or a new one (not yet registered).
+    // Throws usage_error when a socket of this loop owns fd.
+    io_state& io_watch_state(int fd, const io_operation& op);
+    // Gives back a watch state nobody waits on (it was never registered, or
+    // its wait ended).
+    void io_release_watch(io_state& s) noexcept;
+    // s is no longer watched here (a socket closing, or moving to another
+    // loop). Precondition: s.loop == this and nobody waits on s.
+    void io_detach(io_state& s) noexcept;
 
     // Any thread: queues a thread-safe call, waking the loop if it sleeps.
     // Throws std::bad_alloc when the queue cannot grow.
@@ -399,7 +426,7 @@ private:
 
     static constexpr std::uint32_t attention_error = 1;  // pending_ is not empty
     static constexpr std::uint32_t attention_stop = 2;   // stop() was called
-    static constexpr std::uint32_t attention_world = 4;  // timers or remote waits exist
+    static constexpr std::uint32_t attention_world = 4;  // timers, remote or I/O waits exist
     static constexpr std::uint32_t attention_remote = 8; // a thread-safe call was queued
 
     enum class idle_mode : unsigned char { until_stuck, forever, until_done };
@@ -410,12 +437,20 @@ private:
     bool attend(bool honour_stop);
     // Runs what is ready now, once (a stop() made before run_forever()).
     void run_one_pass();
-    // Moves due timers, thread-safe calls and finished remote work to the
-    // ready queue, and starts a new pass.
-    void collect();
+    // Moves due timers, thread-safe calls, finished remote work and (with
+    // poll_descriptors, while tasks wait on some) the tasks whose
+    // descriptors are ready to the ready queue, and starts a new pass.
+    void collect(bool poll_descriptors = true);
     void take_remote();
     void fire_due_timers();
     void update_world() noexcept;
+    // Looks, without blocking, for ready descriptors (scheduler_io.hpp).
+    void poll_io();
+    // One event of the wait point: a descriptor's readiness, or (data null)
+    // the wake-up eventfd.
+    void io_event(void* data, std::uint8_t readiness) noexcept;
+    // Lets go of every descriptor: the loop is being destroyed.
+    void io_abandon_all() noexcept;
     // The ready queue is empty: collects, jumps a manual clock, or blocks.
     idle_result idle(idle_mode mode);
     bool spin_for_remote(idle_mode mode);
@@ -453,6 +488,7 @@ private:
 
     friend class promise_base;
     friend struct remote_wait;
+    friend struct io_wait;
 
     std::atomic<std::uint32_t> attention_{0};
     ring_queue<ready_item> ready_;
@@ -486,9 +522,18 @@ private:
     remote_wait* waits_ = nullptr; // outstanding remote waits (a list)
     std::size_t wait_count_ = 0;
     loop_link* links_ = nullptr; // objects to tell when the loop goes
+    // Descriptors: the states registered with wait_, at their fd (null: none);
+    // watch states nobody uses, for reuse (room for all of them is kept, so
+    // giving one back cannot fail); how many watch states exist; how many
+    // tasks wait on descriptors.
+    std::vector<io_state*> io_table_;
+    std::vector<io_state*> io_spare_;
+    std::size_t io_watch_states_ = 0;
+    std::size_t io_waiting_ = 0;
     wait_point wait_;
 };
 
 } // namespace braid::detail
 
 #include <braid/detail/loop/scheduler_impl.hpp>
+#include <braid/detail/loop/scheduler_io.hpp>

@@ -14,8 +14,9 @@
 // Waiting. When nothing is ready, idle() collects; if that brings nothing, it
 // returns "stuck" when nothing can make progress any more (run() and
 // run_until_done() then return or throw), moves a manual clock to the next
-// deadline when nothing else is outstanding, or blocks in the wait point until
-// the next deadline or a wake-up from another thread. Work on other threads
+// deadline when nothing else is outstanding (after a look at the descriptors
+// tasks wait on), or blocks in the wait point until the next deadline, a
+// wake-up from another thread or a ready descriptor. Work on other threads
 // (run_in, async_next) is usually back within microseconds, so the loop first
 // spins for it briefly (up to spin_limit), then sleeps.
 
@@ -56,6 +57,9 @@ inline scheduler::~scheduler() {
         w->prev_wait = w->next_wait = nullptr;
     }
     wait_count_ = 0;
+    // 2b. So do tasks waiting on descriptors, and sockets forget this loop
+    //     (they only close their descriptors from now on).
+    io_abandon_all();
 
     // 3. Tasks, ready callbacks and pending timers, dropped unrun. What a
     //    destructor run here schedules (a task spawned, a callback queued, a
@@ -266,7 +270,7 @@ inline void scheduler::take_remote() {
 // --- Passes -------------------------------------------------------------------
 
 inline void scheduler::update_world() noexcept {
-    const bool on = timers_.live() > 0 || wait_count_ > 0;
+    const bool on = timers_.live() > 0 || wait_count_ > 0 || io_waiting_ > 0;
     if (on != world_on_) {
         world_on_ = on;
         // relaxed: the loop's own bit, read by the loop's own thread.
@@ -278,7 +282,7 @@ inline void scheduler::update_world() noexcept {
     }
 }
 
-inline void scheduler::collect() {
+inline void scheduler::collect(bool poll_descriptors) {
     // acq_rel: the bit is cleared before the queue is emptied (take's
     // exchange cannot move above it), so a call queued after the take sets
     // it again and is collected by the next pass.
@@ -290,6 +294,9 @@ inline void scheduler::collect() {
     }
     if (timers_.size() > 0) {
         fire_due_timers();
+    }
+    if (poll_descriptors && io_waiting_ > 0) {
+        poll_io();
     }
     pass_left_ = ready_.size();
     update_world();
@@ -341,17 +348,27 @@ inline scheduler::idle_result scheduler::idle(idle_mode mode) {
             clear_stop();
             return idle_result::stop;
         }
-        collect();
+        collect(false); // descriptors: block() looks at them, or the poll below
         if (!ready_.empty()) {
             return idle_result::ready;
         }
         const bool outstanding = wait_count_ > 0;
         const bool timers = timers_.live() > 0;
-        if (!outstanding && !timers && mode != idle_mode::forever) {
+        const bool descriptors = io_waiting_ > 0;
+        if (!outstanding && !timers && !descriptors && mode != idle_mode::forever) {
             return idle_result::stuck;
         }
         if (clock_ != nullptr && !outstanding && timers) {
             const loop_clock::rep next = timers_.earliest();
+            if (descriptors && next != std::numeric_limits<loop_clock::rep>::max()) {
+                // A ready descriptor comes before time moves.
+                poll_io();
+                if (!ready_.empty()) {
+                    pass_left_ = ready_.size();
+                    update_world();
+                    return idle_result::ready;
+                }
+            }
             if (next != std::numeric_limits<loop_clock::rep>::max()) {
                 // Nothing else can happen first: time moves to the deadline.
                 if (loop_clock::time_point(loop_clock::duration(next)) > clock_->now()) {
@@ -406,6 +423,7 @@ inline void scheduler::block(idle_mode mode) {
     if (!wait_.is_open()) {
         wait_.open(remote_->wake_fd());
     }
+    ready_.reserve_more(io_waiting_); // before events are taken: see scheduler_io.hpp
     if (!remote_->begin_sleep()) {
         return; // something was queued meanwhile
     }
@@ -418,11 +436,7 @@ inline void scheduler::block(idle_mode mode) {
         (attention_.load(std::memory_order_seq_cst) & attention_stop) != 0) {
         return;
     }
-    for (const epoll_event& event : wait_.wait(timeout)) {
-        if (event.data.ptr == nullptr) {
-            remote_->drain_wake_fd();
-        }
-    }
+    wait_.wait(timeout, [this](void* data, std::uint8_t readiness) { io_event(data, readiness); });
 }
 
 // --- Running ------------------------------------------------------------------

@@ -4,12 +4,19 @@
 // detail::wait_point: the one place where an event loop's thread blocks. It
 // waits, with a timeout (the next timer's deadline), until the loop's wake-up
 // eventfd fires (a thread-safe call, finished pool work, stop()) or a watched
-// descriptor is ready.
+// descriptor is ready; with a timeout of zero it only looks.
 //
 // The backend is Linux's epoll; the interface is small on purpose (open,
-// wait, and watching descriptors) so that another backend (kqueue, io_uring)
-// can stand in for it. Opened on first use: a loop that never blocks makes no
-// system call.
+// watch/unwatch a descriptor, wait) so that another backend (kqueue,
+// io_uring) can stand in for it. Descriptors are watched edge-triggered in
+// both directions at once: an event reports that a descriptor has become
+// readable or writable since the last event, so a descriptor is registered
+// once (not per operation) and its owner remembers what it last saw. Events
+// are reported as backend-neutral bits (ready_read, ready_write) with the
+// pointer given to watch(); the wake-up eventfd's carry a null pointer.
+//
+// Opened on first use: a loop that never blocks or watches makes no system
+// call.
 //
 // Single-threaded: the loop's thread only.
 
@@ -19,13 +26,20 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
-#include <span>
 #include <system_error>
 
 #include <sys/epoll.h>
 #include <unistd.h>
 
 namespace braid::detail {
+
+// Readiness bits, as events report them. An error or a hang-up counts as both
+// (the next read or write reports it), and also sets ready_end: the peer has
+// closed its side or the connection failed, a state that lasts (no later
+// event will say it again).
+inline constexpr std::uint8_t ready_read = 1;
+inline constexpr std::uint8_t ready_write = 2;
+inline constexpr std::uint8_t ready_end = 4;
 
 class wait_point {
 public:
@@ -63,10 +77,29 @@ public:
         epoll_ = fd;
     }
 
+    // Starts watching fd in both directions, edge-triggered; its events carry
+    // `data` (not null). Returns 0, or the errno the OS gave (EBADF for a
+    // closed descriptor, EPERM for one epoll cannot watch, such as a regular
+    // file, EEXIST when it is watched already). Precondition: open.
+    [[nodiscard]] int watch(int fd, void* data) noexcept {
+        epoll_event event{};
+        event.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+        event.data.ptr = data;
+        return ::epoll_ctl(epoll_, EPOLL_CTL_ADD, fd, &event) == 0 ? 0 : errno;
+    }
+
+    // Stops watching fd (nothing happens if it is not watched). Precondition: open.
+    void unwatch(int fd) noexcept {
+        epoll_event unused{}; // kernels before 2.6.9 wanted a non-null pointer
+        (void)::epoll_ctl(epoll_, EPOLL_CTL_DEL, fd, &unused);
+    }
+
     // Blocks until something is ready or `timeout` has passed (nullopt: no
-    // limit; zero: only looks). Returns the ready events (empty on timeout or
-    // interruption by a signal). Precondition: open.
-    std::span<const epoll_event> wait(std::optional<std::chrono::nanoseconds> timeout) {
+    // limit; zero: only looks), then calls visit(data, readiness) for each
+    // ready item (data null: the wake-up eventfd). Returns how many there
+    // were (0 on timeout or interruption by a signal). Precondition: open.
+    template <class Visit>
+    std::size_t wait(std::optional<std::chrono::nanoseconds> timeout, Visit&& visit) {
         int n = -1;
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 35))
         // epoll_pwait2 (Linux 5.11) takes a timespec: a timer due in 300 us
@@ -94,12 +127,29 @@ public:
         }
         if (n < 0) {
             if (errno == EINTR) {
-                return {};
+                return 0;
             }
             throw std::system_error(errno, std::system_category(), "braid::event_loop: epoll_wait");
         }
-        return {events_.data(), static_cast<std::size_t>(n)};
+        for (int i = 0; i < n; ++i) {
+            const std::uint32_t bits = events_[static_cast<std::size_t>(i)].events;
+            std::uint8_t readiness = 0;
+            if ((bits & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0) {
+                readiness |= ready_read;
+            }
+            if ((bits & (EPOLLOUT | EPOLLHUP | EPOLLERR)) != 0) {
+                readiness |= ready_write;
+            }
+            if ((bits & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0) {
+                readiness |= ready_end;
+            }
+            visit(events_[static_cast<std::size_t>(i)].data.ptr, readiness);
+        }
+        return static_cast<std::size_t>(n);
     }
+
+    // The most events one wait() reports.
+    static constexpr std::size_t max_events = 64;
 
 private:
     // epoll_wait's timeout in whole milliseconds, rounded up so that a timer
@@ -118,7 +168,7 @@ private:
 
     int epoll_ = -1;
     bool have_pwait2_ = true;
-    std::array<epoll_event, 64> events_{};
+    std::array<epoll_event, max_events> events_{};
 };
 
 } // namespace braid::detail

@@ -18,6 +18,9 @@
 #include <thread>
 #include <vector>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 using namespace std::chrono_literals;
 using braid_test::contains;
 
@@ -478,4 +481,51 @@ TEST_CASE("the stop token is requested when the task is cancelled", "[cancel][st
     loop.spawn(cancel_late());
     loop.run();
     CHECK(l.result());
+}
+
+TEST_CASE("a cancelled wait on a descriptor stops at once; the descriptor can be waited on again",
+          "[cancel][io]") {
+    int fds[2];
+    REQUIRE(::pipe2(fds, O_NONBLOCK | O_CLOEXEC) == 0);
+    braid::event_loop loop;
+    auto reader = [&]() -> braid::task<> { co_await braid::readable(fds[0]); };
+    braid::task<> t = reader();
+    loop.spawn(t);
+    auto canceller = [&]() -> braid::task<> {
+        co_await braid::yield(); // t waits on the pipe now
+        CHECK(t.cancel());
+    };
+    loop.run_until_complete(canceller());
+    loop.run(); // returns: nothing waits on the pipe any more
+    CHECK(t.cancelled());
+    // Not left registered: another task can wait on it, and is woken.
+    REQUIRE(::write(fds[1], "x", 1) == 1);
+    loop.run_until_complete(reader());
+    ::close(fds[0]);
+    ::close(fds[1]);
+}
+
+TEST_CASE("a task cancelled in read_some gets braid::cancelled; the stream stays usable",
+          "[cancel][io]") {
+    braid::event_loop loop;
+    auto listener = braid::tcp_listener::bind("127.0.0.1", 0);
+    auto scenario = [&]() -> braid::task<std::string> {
+        braid::tcp_stream client =
+            co_await braid::tcp_stream::connect("127.0.0.1", listener.port());
+        braid::tcp_stream server = co_await listener.accept();
+        char buffer[16];
+        auto read_one = [&]() -> braid::task<std::size_t> {
+            co_return co_await server.read_some(std::span<char>(buffer));
+        };
+        braid::task<std::size_t> waiting = read_one();
+        loop.spawn(waiting);
+        co_await braid::yield(); // it waits for data now
+        CHECK(waiting.cancel());
+        co_await braid::yield();
+        CHECK(waiting.cancelled());
+        co_await client.write_all(std::string_view("hello"));
+        const std::size_t n = co_await read_one();
+        co_return std::string(buffer, n);
+    };
+    CHECK(loop.run_until_complete(scenario()) == "hello");
 }

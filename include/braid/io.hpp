@@ -64,7 +64,7 @@ public:
         }
         detail::io_state& state = loop.io_watch_state(fd_, *wait_.op);
         try {
-            loop.io_wait_for(state, wait_, direction_, self);
+            loop.io_wait_for(state, wait_, direction_, self, self.promise());
         } catch (const std::system_error&) {
             // The OS would not watch it (EBADF, EPERM, ...): the task goes on
             // with that error.
@@ -83,6 +83,7 @@ public:
     }
 
     void await_resume() const {
+        wait_.resume_point();
         if (wait_.error) {
             std::rethrow_exception(wait_.error);
         }

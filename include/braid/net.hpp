@@ -176,9 +176,10 @@ public:
     }
     template <braid_promise P>
     void await_suspend(std::coroutine_handle<P> self) {
-        self.promise().owner()->io_wait_for(*s_, *this, ready_write, self);
+        self.promise().owner()->io_wait_for(*s_, *this, ready_write, self, self.promise());
     }
     tcp_stream await_resume() {
+        resume_point();
         if (error) {
             std::rethrow_exception(error);
         }
@@ -231,9 +232,10 @@ public:
     bool await_ready() noexcept { return (s_->ready & ready_read) != 0 && perform_accept(*this); }
     template <braid_promise P>
     void await_suspend(std::coroutine_handle<P> self) {
-        self.promise().owner()->io_wait_for(*s_, *this, ready_read, self);
+        self.promise().owner()->io_wait_for(*s_, *this, ready_read, self, self.promise());
     }
     tcp_stream await_resume() {
+        resume_point();
         if (error) {
             std::rethrow_exception(error);
         }

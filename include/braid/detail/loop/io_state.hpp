@@ -32,6 +32,7 @@
 // Single-threaded: a state and its waits are used on their loop's thread.
 
 #include <braid/detail/loop/wait_point.hpp>
+#include <braid/detail/task_core.hpp>
 
 #include <coroutine>
 #include <cstdint>
@@ -77,16 +78,28 @@ struct io_state {
     }
 };
 
-struct io_wait {
-    io_wait() noexcept = default;
-    explicit io_wait(const io_operation* operation) noexcept : op(operation) {}
+// A suspension (task_core.hpp): cancelling the waiting task cancels the wait.
+struct io_wait : suspension {
+    io_wait() noexcept { init_suspension(); }
+    explicit io_wait(const io_operation* operation) noexcept : op(operation) { init_suspension(); }
     io_wait(const io_wait&) = delete;
     io_wait& operator=(const io_wait&) = delete;
 
     const io_operation* op = nullptr;
     std::coroutine_handle<> waiter;
-    io_state* state = nullptr; // non-null while the task waits
-    std::exception_ptr error;  // the operation's failure, for the awaiter to throw
+    io_state* state = nullptr;    // non-null while the task waits
+    std::exception_ptr error;     // the operation's failure, for the awaiter to throw
+    promise_base* task = nullptr; // the task that waits (or waited)
+
+    // First thing in every I/O awaiter's await_resume: the task no longer
+    // waits, and a task cancelled meanwhile gets braid::cancelled here
+    // (rather than the operation_canceled the cancelled wait stored).
+    void resume_point() const {
+        if (task != nullptr) {
+            task->resumed();
+            task->check_cancel();
+        }
+    }
 
     // Stores std::system_error(code) with a message naming the operation and
     // the descriptor: "braid::tcp_stream::read_some 127.0.0.1:8080: ...".
@@ -110,6 +123,12 @@ struct io_wait {
     void cancel() noexcept;
     // Stops waiting without waking the task: its frame is being destroyed.
     void forget() noexcept;
+
+private:
+    void init_suspension() noexcept {
+        suspension::cancel = [](suspension* s) noexcept { static_cast<io_wait*>(s)->cancel(); };
+        kind = wait_kind::io;
+    }
 };
 
 } // namespace braid::detail

@@ -251,7 +251,8 @@ public:
     // first if it is not. Throws usage_error when another task already waits
     // in that direction, std::system_error (naming w's operation) when the
     // OS refuses to watch s.fd; nothing changed then.
-    void io_wait_for(io_state& s, io_wait& w, std::uint8_t direction, std::coroutine_handle<> h);
+    void io_wait_for(io_state& s, io_wait& w, std::uint8_t direction, std::coroutine_handle<> h,
+                     promise_base& task);
     // Ends w's wait (w.state is not null); with wake_task, the task joins
     // the back of the ready queue.
     void io_end_wait(io_wait& w, bool wake_task) noexcept;

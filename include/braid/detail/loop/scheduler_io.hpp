@@ -28,7 +28,7 @@
 namespace braid::detail {
 
 inline void scheduler::io_wait_for(io_state& s, io_wait& w, std::uint8_t direction,
-                                   std::coroutine_handle<> h) {
+                                   std::coroutine_handle<> h, promise_base& task) {
     io_wait*& slot = direction == ready_read ? s.reader : s.writer;
     if (slot != nullptr) {
         std::string what = w.op->name;
@@ -76,6 +76,8 @@ inline void scheduler::io_wait_for(io_state& s, io_wait& w, std::uint8_t directi
     slot = &w;
     w.state = &s;
     w.waiter = h;
+    w.task = &task;
+    task.suspend_on(&w); // cancelling the task reaches the wait
     ++io_waiting_;
     update_world();
 }

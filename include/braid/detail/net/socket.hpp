@@ -117,9 +117,10 @@ public:
     }
     template <braid_promise P>
     void await_suspend(std::coroutine_handle<P> self) {
-        self.promise().owner()->io_wait_for(*s_, *this, ready_read, self);
+        self.promise().owner()->io_wait_for(*s_, *this, ready_read, self, self.promise());
     }
     std::size_t await_resume() const {
+        resume_point();
         if (error) {
             std::rethrow_exception(error);
         }
@@ -175,9 +176,10 @@ public:
     }
     template <braid_promise P>
     void await_suspend(std::coroutine_handle<P> self) {
-        self.promise().owner()->io_wait_for(*s_, *this, ready_write, self);
+        self.promise().owner()->io_wait_for(*s_, *this, ready_write, self, self.promise());
     }
     void await_resume() const {
+        resume_point();
         if (error) {
             std::rethrow_exception(error);
         }

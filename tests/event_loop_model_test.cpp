@@ -12,9 +12,15 @@
 //   clean-ups after a cancellation, stop(), run_forever(), exceptions caught
 //   or not -- with every event a user can observe, its round, ready count and
 //   time.
+// - Task trees (every preset): 10,000 small trees of tasks under one main
+//   task, made of what cancellation reaches -- children awaited directly,
+//   when_all, when_any, wait_for, task groups, kept tasks cancelled at random
+//   times by their owner or by a timer, sleeps, failures, clean-ups that
+//   await -- each checked for what every task ends with (a value, an
+//   exception, cancelled), in which round and at what time.
 // - Stress (label `stress`, release presets): a million tasks of random step
 //   counts and random awaits, traced by the order and the round in which
-//   every task finishes.
+//   every task finishes; and 50,000 task trees.
 //
 // Reproduce a run: BRAID_MODEL_SEED=<seed>, and BRAID_MODEL_TASKS=<n> for the
 // stress run's size.
@@ -313,6 +319,149 @@ private:
     program prog_;
 };
 
+// Builds a small tree of tasks under one main task, made of what
+// cancellation reaches: sleeps (a manual clock's milliseconds), children
+// awaited directly, when_all, when_any, wait_for, task groups (waited for or
+// destroyed with children running), kept tasks cancelled at random moments by
+// their owner or by a timer, failures, and clean-ups that await.
+class tree_generator {
+public:
+    tree_generator(std::uint64_t seed, std::uint32_t tasks) : random_(seed), budget_(tasks) {}
+
+    program make() {
+        prog_.main = node(0);
+        prog_.rethrowing_handler = random_.one_in(8);
+        return std::move(prog_);
+    }
+
+private:
+    std::uint32_t pick(std::uint32_t lo, std::uint32_t hi) { return random_.pick(lo, hi); }
+    bool one_in(std::uint32_t n) { return random_.one_in(n); }
+    op sleep(std::uint32_t lo, std::uint32_t hi) {
+        return {op_kind::sleep, false, 0, 0, static_cast<std::int32_t>(pick(lo, hi))};
+    }
+
+    std::uint32_t node(int depth) {
+        const std::uint32_t id = new_id(prog_.scripts);
+        if (budget_ > 0) {
+            --budget_;
+        }
+        std::vector<op> ops;
+        scope names;
+        const bool leaf = depth >= 3 || budget_ == 0;
+        for (std::uint32_t i = pick(1, depth == 0 ? 6 : 4); i > 0; --i) {
+            const std::uint32_t roll = leaf ? pick(0, 34) : pick(0, 99);
+            if (roll < 27) {
+                ops.push_back(sleep(1, 9));
+            } else if (roll < 32) {
+                ops.push_back({op_kind::yield});
+            } else if (roll < 35) {
+                ops.push_back(depth > 0 && one_in(2) ? op{op_kind::raise} : sleep(1, 9));
+            } else if (roll < 45) {
+                ops.push_back({op_kind::await_new, one_in(3), node(depth + 1)});
+            } else if (roll < 55) {
+                ops.push_back({op_kind::when_all, one_in(3), children(depth, 1)});
+            } else if (roll < 62) {
+                ops.push_back({op_kind::when_any, one_in(3), children(depth, 1)});
+            } else if (roll < 70) {
+                ops.push_back({op_kind::wait_for, one_in(2), node(depth + 1), 0,
+                               static_cast<std::int32_t>(pick(1, 15))});
+            } else if (roll < 78) {
+                for (std::uint32_t n = pick(1, 3); n > 0; --n) {
+                    ops.push_back({op_kind::group_spawn, false, node(depth + 1)});
+                }
+                if (!one_in(4)) { // else the group ends with the body, cancelling them
+                    ops.push_back({op_kind::group_wait, one_in(3)});
+                }
+            } else if (roll < 92) {
+                kept_child(depth, ops, names);
+            } else {
+                // A timer that cancels a kept task (or does nothing), and may
+                // itself be cancelled.
+                const std::uint32_t cb = new_id(prog_.callbacks);
+                std::vector<op> body;
+                if (!names.kept.empty()) {
+                    body.push_back({op_kind::cancel, false, random_.any_of(names.kept)});
+                }
+                close(prog_, prog_.callbacks[cb], body);
+                ops.push_back(
+                    {op_kind::call_later, false, cb, 0, static_cast<std::int32_t>(pick(0, 12))});
+                if (one_in(3)) {
+                    ops.push_back(sleep(0, 6));
+                    ops.push_back({op_kind::cancel_timer, false, cb});
+                }
+            }
+        }
+        std::vector<op> cleanup;
+        cleanup_kind cleans = cleanup_kind::none;
+        if (one_in(3)) {
+            cleans = one_in(2) ? cleanup_kind::swallow : cleanup_kind::rethrow;
+            for (std::uint32_t i = pick(1, 2); i > 0; --i) {
+                const std::uint32_t roll = pick(0, 9);
+                cleanup.push_back(roll < 5   ? sleep(1, 5)
+                                  : roll < 7 ? op{op_kind::yield}
+                                  : roll < 9 ? op{op_kind::await_new, false, leaf_node()}
+                                             : op{op_kind::raise});
+            }
+        }
+        close(prog_, prog_.scripts[id], ops, cleanup, cleans);
+        return id;
+    }
+
+    // A task that sleeps, and sometimes fails or cleans up.
+    std::uint32_t leaf_node() {
+        const std::uint32_t id = new_id(prog_.scripts);
+        std::vector<op> ops{sleep(1, 4)};
+        if (one_in(4)) {
+            ops.push_back({op_kind::raise});
+        }
+        close(prog_, prog_.scripts[id], ops);
+        return id;
+    }
+
+    std::uint32_t children(int depth, std::uint32_t at_least) {
+        std::vector<std::uint32_t> scripts;
+        for (std::uint32_t i = pick(at_least, 3); i > 0; --i) {
+            scripts.push_back(node(depth + 1));
+        }
+        prog_.lists.push_back(std::move(scripts));
+        return static_cast<std::uint32_t>(prog_.lists.size() - 1);
+    }
+
+    // A kept task (spawned, or lazy), cancelled after a while by its owner or
+    // by a timer, or not at all; then joined, or left running.
+    void kept_child(int depth, std::vector<op>& ops, scope& names) {
+        const std::uint32_t child = node(depth + 1);
+        names.kept.push_back(child);
+        ops.push_back({one_in(4) ? op_kind::make_lazy : op_kind::spawn_kept, false, child});
+        switch (pick(0, 3)) {
+        case 0:
+            ops.push_back(sleep(0, 9));
+            ops.push_back({op_kind::cancel, false, child});
+            break;
+        case 1: {
+            const std::uint32_t cb = new_id(prog_.callbacks);
+            close(prog_, prog_.callbacks[cb], {op{op_kind::cancel, false, child}});
+            ops.push_back(
+                {op_kind::call_later, false, cb, 0, static_cast<std::int32_t>(pick(0, 12))});
+            break;
+        }
+        case 2:
+            ops.push_back({op_kind::cancel, false, child}); // at once
+            break;
+        default:
+            break;
+        }
+        if (!one_in(3)) {
+            ops.push_back({op_kind::join, one_in(2), child});
+        }
+    }
+
+    random_source random_;
+    std::uint32_t budget_;
+    program prog_;
+};
+
 std::uint64_t env_or(const char* name, std::uint64_t fallback) {
     const char* text = std::getenv(name);
     return text != nullptr ? std::strtoull(text, nullptr, 10) : fallback;
@@ -325,7 +474,9 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
 // Runs prog on the loop and on the model under every built-in policy; ""
 // when they agree and every frame and callback was freed, else what went
 // wrong, also printed to stderr (Catch2 2.13 cannot wrap a long message).
-std::string check_program(const program& prog, bool report_times) {
+// `seen` collects the loop's events under the first policy.
+std::string check_program(const program& prog, bool report_times,
+                          std::vector<event>* seen = nullptr) {
     std::string problem;
     for_each_builtin_policy([&](const char* name, auto policy) {
         if (!problem.empty()) {
@@ -342,6 +493,9 @@ std::string check_program(const program& prog, bool report_times) {
             std::printf("model test, %s: %zu events, loop %.2f s, model %.2f s\n", name,
                         loop.size(), loop_seconds, model_seconds);
         }
+        if (seen != nullptr && seen->empty()) {
+            *seen = loop;
+        }
         problem = compare_traces(model, loop);
         if (problem.empty() && counted::alive != 0) {
             problem = std::to_string(counted::alive) + " frames or callbacks never freed";
@@ -352,6 +506,73 @@ std::string check_program(const program& prog, bool report_times) {
         }
     });
     return problem;
+}
+
+// Checks `count` task trees from seed `base` on, and that together they
+// reached every ending and every path of a cancellation.
+void check_trees(std::uint64_t base, std::uint64_t count) {
+    struct tally {
+        std::uint64_t tasks = 0, started = 0, values = 0, errors = 0, cancelled = 0, timeouts = 0;
+        std::uint64_t cleanups = 0, cancel_true = 0, cancel_false = 0, timer_cancels = 0;
+    } seen;
+    const auto start = std::chrono::steady_clock::now();
+    for (std::uint64_t seed = base; seed < base + count; ++seed) {
+        const program prog = tree_generator(seed, 16).make();
+        std::vector<event> trace;
+        const std::string problem = check_program(prog, false, &trace);
+        if (!problem.empty()) {
+            INFO("BRAID_MODEL_SEED=" << seed << ": " << prog.scripts.size() << " tasks");
+            REQUIRE(problem.empty());
+        }
+        seen.tasks += prog.scripts.size();
+        for (const event& e : trace) {
+            switch (e.kind) {
+            case event_kind::start:
+                ++seen.started;
+                break;
+            case event_kind::finish:
+                ++seen.values;
+                break;
+            case event_kind::fail:
+                ++(e.value == cancelled_mark ? seen.cancelled
+                   : e.value == timeout_mark ? seen.timeouts
+                                             : seen.errors);
+                break;
+            case event_kind::caught_cancel:
+                ++seen.cleanups;
+                break;
+            case event_kind::cancel:
+                ++(e.value == 1 ? seen.cancel_true : seen.cancel_false);
+                break;
+            case event_kind::timer_cancel:
+                seen.timer_cancels += e.value;
+                break;
+            default:
+                break;
+            }
+        }
+    }
+    std::printf("task trees: %llu trees of %llu tasks; under interleaved %llu started, and %llu "
+                "ended with a value, %llu with an error, %llu cancelled, %llu timed out; %llu "
+                "clean-ups; %.2f s\n",
+                static_cast<unsigned long long>(count), static_cast<unsigned long long>(seen.tasks),
+                static_cast<unsigned long long>(seen.started),
+                static_cast<unsigned long long>(seen.values),
+                static_cast<unsigned long long>(seen.errors),
+                static_cast<unsigned long long>(seen.cancelled),
+                static_cast<unsigned long long>(seen.timeouts),
+                static_cast<unsigned long long>(seen.cleanups), seconds_since(start));
+    // The trees reach every ending, clean-ups, cancel() answering true and
+    // false (the task had finished, or is no longer kept), and timers
+    // cancelled before they cancel a task.
+    CHECK(seen.values > 0);
+    CHECK(seen.errors > 0);
+    CHECK(seen.cancelled > 0);
+    CHECK(seen.timeouts > 0);
+    CHECK(seen.cleanups > 0);
+    CHECK(seen.cancel_true > 0);
+    CHECK(seen.cancel_false > 0);
+    CHECK(seen.timer_cancels > 0);
 }
 
 } // namespace
@@ -367,6 +588,12 @@ TEST_CASE("random programs of tasks, timers, cancellations and callbacks run as 
     }
 }
 
+TEST_CASE("ten thousand random task trees with cancellations and failures end as the model "
+          "predicts: value, exception or cancelled, in the same round and at the same time",
+          "[loop][model][cancel]") {
+    check_trees(env_or("BRAID_MODEL_SEED", 20261128), 10'000);
+}
+
 TEST_CASE("a million tasks of random steps and awaits finish in the order and the rounds the model "
           "predicts, under every built-in policy",
           "[.][stress]") {
@@ -378,4 +605,11 @@ TEST_CASE("a million tasks of random steps and awaits finish in the order and th
                 roots, prog.scripts.size(), prog.ops.size(), seconds_since(start));
     INFO("BRAID_MODEL_SEED=" << seed << ", BRAID_MODEL_TASKS=" << roots);
     REQUIRE(check_program(prog, true).empty());
+}
+
+TEST_CASE("fifty thousand random task trees with cancellations and failures end as the "
+          "model predicts",
+          "[.][stress]") {
+    // Other seeds than the 10,000 every preset checks.
+    check_trees(env_or("BRAID_MODEL_SEED", 20261128) + 10'000, 50'000);
 }

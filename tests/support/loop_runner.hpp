@@ -20,7 +20,6 @@
 #include <cstdint>
 #include <exception>
 #include <optional>
-#include <string>
 #include <utility>
 #include <vector>
 

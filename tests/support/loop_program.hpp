@@ -2,28 +2,34 @@
 #pragma once
 
 // braid_test::program: a small program of tasks and callbacks, run on a real
-// braid::event_loop by run_on_loop (here) and on an independent model of the
-// loop's documented rules by run_model (loop_model.hpp). Both return the
+// braid::event_loop by run_on_loop (loop_runner.hpp) and on an independent
+// model of the loop's documented rules by run_model (loop_model.hpp). Both return the
 // trace of what a user can observe -- tasks starting, resuming, receiving
-// what they awaited, finishing; callbacks running; errors reaching the
-// exception handler -- each event stamped with the loop's rounds() and
-// ready() at that moment. A test compares the two traces.
+// what they awaited, catching a cancellation, finishing; callbacks and timers
+// running; cancel() answering; errors reaching the exception handler; run()
+// returning -- each event stamped with the loop's rounds(), ready() and time
+// (a manual clock, in milliseconds) at that moment. A test compares the two.
 //
 // A program is a list of scripts (task bodies) and callbacks, each a range of
 // operations. Every script runs at most once, started by the one operation
 // or root entry that names it, so a script's index is also its task's id, and
-// an operation's index is a unique name for the exception it throws.
+// an operation's index is a unique name for the exception it throws. Likewise
+// every callback is queued by one operation at most, so a callback's index
+// also names the timer that runs it.
+//
+// A script may end with a clean-up section: when braid::cancelled reaches the
+// task in its main section, it runs the clean-up (which may await), then
+// returns normally or throws braid::cancelled again.
+//
+// Tasks made by spawn_kept and make_lazy are kept -- by the test, in a table
+// indexed by script -- until the body of the task that made them ends, as if
+// they were locals of that body. Operations of that body, and of callbacks it
+// creates, name them by script (join, on_done, cancel).
 //
 // Adding an operation: a value of op_kind, its case in runner::run_script or
-// runner::run_callback_ops below, and its case in the model (the compiler's
-// -Wswitch points at both), then the producers of programs (the fuzz
-// target's decoder, the model test's generator).
-//
-// Only the public API is used.
-
-#include <braid/event_loop.hpp>
-
-#include "support/counted.hpp"
+// runner::run_shared_op (loop_runner.hpp), and its case in the model (the
+// compiler's -Wswitch points at both), then the producers of programs (the
+// fuzz target's decoder, the model test's generator).
 
 #include <cstddef>
 #include <cstdint>
@@ -38,36 +44,59 @@ namespace braid_test {
 enum class op_kind : std::uint8_t {
     // In task scripts:
     yield,       // co_await braid::yield()
-    await_new,   // co_await a new task running script `target`; its exception propagates
-    await_catch, // the same, catching the task's exception
-    spawn_kept,  // loop.spawn(t), t (script `target`) kept in slot `slot` of this task
-    make_lazy,   // t (script `target`) made and kept in slot `slot`, not started
-    join,        // co_await the task in slot `slot` (script `target`); its exception propagates
-    join_catch,  // the same, catching the task's exception
-    on_done, // the task in slot `slot` (script `target`): add_done_callback(callback `callback`)
+    sleep,       // co_await braid::sleep_for(`delay` ms): zero or less is a yield
+    await_new,   // co_await a new task running script `target`
+    spawn_kept,  // loop.spawn(t), t a new task of script `target`, kept (see above)
+    make_lazy,   // t, a new task of script `target`, kept and not started
+    join,        // co_await the kept task of script `target`
+    on_done,     // the kept task of script `target`: add_done_callback(callback `callback`)
+    when_all,    // co_await braid::when_all(new tasks of the scripts in lists[`target`]): their sum
+    when_any,    // co_await braid::when_any(the same): the winner's value
+    wait_for,    // co_await braid::wait_for(a new task of script `target`, `delay` ms)
+    group_spawn, // this task's task_group (made on first use): spawn(a new task of script `target`)
+    group_wait,  // co_await this task's task_group.wait()
     // In task scripts and in callbacks:
     spawn_dropped, // loop.spawn(a new task running script `target`), fire-and-forget
     call_soon,     // loop.call_soon(callback `target`)
+    call_later,    // loop.call_later(`delay` ms, callback `target`); its handle is kept
+    cancel_timer,  // the handle of callback `target`'s call_later: cancel()
+    cancel,        // the kept task of script `target`: cancel(), unless it is no longer kept
+    threadsafe,    // loop.call_soon_threadsafe(callback `target`), from the loop's own thread
+    stop,          // loop.stop()
     raise,         // throw script_error{index of this operation}
 };
 
 struct op {
     op_kind kind;
-    std::uint32_t slot = 0;
+    // Awaiting operations: catch what the awaited task throws (script_error,
+    // braid::timeout_error), though never braid::cancelled.
+    bool catching = false;
     std::uint32_t target = 0;
     std::uint32_t callback = 0;
+    std::int32_t delay = 0; // milliseconds
+};
+
+enum class cleanup_kind : std::uint8_t {
+    none,    // braid::cancelled ends the task
+    swallow, // catch it, run the clean-up, return normally
+    rethrow, // catch it, run the clean-up, throw braid::cancelled
 };
 
 struct op_range {
     std::uint32_t first = 0; // index into program::ops
     std::uint32_t last = 0;  // one past the end
-    std::uint32_t slots = 0; // spawn_kept and make_lazy operations in the range
+    // A script's clean-up section, after braid::cancelled.
+    std::uint32_t cleanup_first = 0;
+    std::uint32_t cleanup_last = 0;
+    cleanup_kind cleanup = cleanup_kind::none;
 };
 
 struct program {
     std::vector<op> ops;
     std::vector<op_range> scripts;
     std::vector<op_range> callbacks;
+    // The scripts of when_all's and when_any's tasks, in order.
+    std::vector<std::vector<std::uint32_t>> lists;
     // Spawned fire-and-forget, in this order, before the loop runs.
     std::vector<std::uint32_t> roots;
     // Then run with run_until_complete (the caller keeps the task object),
@@ -78,6 +107,8 @@ struct program {
     bool rethrowing_handler = false;
     // Destroy the loop as soon as main is done instead of running the rest.
     bool destroy_after_main = false;
+    // run_forever() instead of run(); a last timer stops it (see below).
+    bool forever = false;
     // Record every event, or only the ends of tasks, errors and main's result.
     bool trace_steps = true;
 };
@@ -89,20 +120,56 @@ struct script_error : std::exception {
     std::uint32_t site;
 };
 
+// In events and results, beside the sites of script_errors: the exceptions
+// braid throws, and anything else (a bug).
+inline constexpr std::uint32_t cancelled_mark = 0xFFFF'FFF0; // braid::cancelled
+inline constexpr std::uint32_t timeout_mark = 0xFFFF'FFF1;   // braid::timeout_error
+inline constexpr std::uint32_t other_mark = 0xFFFF'FFF2;     // anything else
+
+// The time of the last timer, the sentinel, armed before anything else in a
+// program that uses time or thread-safe calls: later than any deadline a
+// program can reach, so it fires once all else is done. It keeps a timer
+// pending while the program runs, so the loop counts its passes throughout
+// (see docs/time_and_threads.md), and under run_forever() it calls stop().
+inline constexpr std::int64_t end_of_time_ms = 1'000'000'000;
+
+inline bool needs_sentinel(const program& prog) {
+    if (prog.forever) {
+        return true;
+    }
+    for (const op& o : prog.ops) {
+        if (o.kind == op_kind::sleep || o.kind == op_kind::call_later ||
+            o.kind == op_kind::wait_for || o.kind == op_kind::threadsafe) {
+            return true;
+        }
+    }
+    return false;
+}
+
 enum class event_kind : std::uint8_t {
-    start,      // task `id` begins its body
-    resume,     // task `id` resumes after a yield
-    got,        // task `id` received `value` from an await or a join
-    caught,     // task `id` caught the exception `value` (a site) from an await or a join
-    finish,     // task `id` returned `value`
-    fail,       // task `id` ended with the exception `value`
-    callback,   // call_soon callback `id` runs
-    done_value, // done callback `id` runs and its task's result() gives `value`
-    done_error, // done callback `id` runs and its task's result() throws `value`
-    error,      // the exception `value` reaches the exception handler
-    main_value, // run_until_complete(main) returned `value`
-    main_error, // run_until_complete(main) threw main's own exception `value`
-    destroyed,  // the loop is destroyed
+    start,         // task `id` begins its body
+    resume,        // task `id` resumes after a yield or a sleep
+    got,           // task `id` received `value` from an await
+    caught,        // task `id` caught the exception `value` (a site or mark) from an await
+    caught_cancel, // task `id` caught braid::cancelled and begins its clean-up
+    waited,        // task `id`'s task_group::wait() returned
+    finish,        // task `id` returned `value`
+    fail,          // task `id` ended with the exception `value` (a site or mark)
+    callback,      // call_soon callback `id` runs
+    timer,         // call_later callback `id` runs
+    threadsafe,    // call_soon_threadsafe callback `id` runs
+    done_value,    // done callback `id` runs and its task's result() gives `value`
+    done_error,    // done callback `id` runs and its task's result() throws `value`
+    cancel,        // cancel() of the kept task of script `id` said `value` (2: not kept)
+    timer_cancel,  // the handle of callback `id` said `value` to cancel()
+    stop,          // stop() is called
+    sentinel,      // the sentinel timer runs
+    error,         // the exception `value` reaches the exception handler
+    returned,      // run() or run_forever() returned
+    main_value,    // run_until_complete(main) returned `value`
+    main_error,    // run_until_complete(main) threw main's own exception `value`
+    main_stuck,    // run_until_complete(main) threw task_not_finished
+    destroyed,     // the loop is destroyed
 };
 
 struct event {
@@ -111,6 +178,7 @@ struct event {
     std::uint32_t value = 0;
     std::uint32_t ready = 0; // loop.ready()
     std::uint64_t round = 0; // loop.rounds()
+    std::int64_t time = 0;   // loop.time(), in milliseconds
     friend bool operator==(const event&, const event&) = default;
 };
 
@@ -124,40 +192,82 @@ inline const char* name_of(event_kind kind) {
         return "got";
     case event_kind::caught:
         return "caught";
+    case event_kind::caught_cancel:
+        return "caught cancellation";
+    case event_kind::waited:
+        return "group waited";
     case event_kind::finish:
         return "finish";
     case event_kind::fail:
         return "fail";
     case event_kind::callback:
         return "callback";
+    case event_kind::timer:
+        return "timer";
+    case event_kind::threadsafe:
+        return "thread-safe call";
     case event_kind::done_value:
         return "done-callback value";
     case event_kind::done_error:
         return "done-callback error";
+    case event_kind::cancel:
+        return "cancel said";
+    case event_kind::timer_cancel:
+        return "timer cancel said";
+    case event_kind::stop:
+        return "stop";
+    case event_kind::sentinel:
+        return "sentinel";
     case event_kind::error:
         return "error to handler";
+    case event_kind::returned:
+        return "run returned";
     case event_kind::main_value:
         return "main returned";
     case event_kind::main_error:
         return "main threw";
+    case event_kind::main_stuck:
+        return "main stuck";
     case event_kind::destroyed:
         return "loop destroyed";
     }
     return "?";
 }
 
+inline std::string describe_value(std::uint32_t value) {
+    switch (value) {
+    case cancelled_mark:
+        return "cancelled";
+    case timeout_mark:
+        return "timeout";
+    case other_mark:
+        return "unexpected exception";
+    default:
+        return std::to_string(value);
+    }
+}
+
 inline std::string describe(const event& e) {
     std::ostringstream out;
-    out << "round " << e.round << ", ready " << e.ready << ": " << name_of(e.kind) << " " << e.id
-        << " " << e.value;
+    out << "round " << e.round << ", ready " << e.ready << ", " << e.time
+        << " ms: " << name_of(e.kind) << " " << e.id << " " << describe_value(e.value);
     return out.str();
 }
 
 // Only the ends of tasks, errors and main's result are recorded without steps.
 inline bool is_step_detail(event_kind kind) {
-    return kind == event_kind::start || kind == event_kind::resume || kind == event_kind::got ||
-           kind == event_kind::caught || kind == event_kind::callback ||
-           kind == event_kind::done_value || kind == event_kind::done_error;
+    switch (kind) {
+    case event_kind::finish:
+    case event_kind::fail:
+    case event_kind::error:
+    case event_kind::main_value:
+    case event_kind::main_error:
+    case event_kind::main_stuck:
+    case event_kind::destroyed:
+        return false;
+    default:
+        return true;
+    }
 }
 
 // "" when the traces are equal; else where they part, with some context.
@@ -180,226 +290,6 @@ inline std::string compare_traces(const std::vector<event>& model, const std::ve
             << "\n";
     }
     return out.str();
-}
-
-namespace detail {
-
-// Runs a program's scripts as braid tasks and its callbacks as call_soon and
-// done callbacks, recording the trace.
-class runner {
-public:
-    runner(const program& prog, braid::event_loop& loop, std::vector<event>& trace)
-        : prog_(prog), loop_(loop), trace_(trace) {}
-
-    void record(event_kind kind, std::uint32_t id, std::uint32_t value) {
-        if (prog_.trace_steps || !is_step_detail(kind)) {
-            trace_.push_back(
-                event{kind, id, value, static_cast<std::uint32_t>(loop_.ready()), loop_.rounds()});
-        }
-    }
-
-    // The task of script `id`. The counted parameter lives in the frame, so
-    // that the test can check every frame is freed exactly once.
-    braid::task<std::uint32_t> run_script(std::uint32_t id, counted) {
-        const op_range& s = prog_.scripts[id];
-        record(event_kind::start, id, 0);
-        std::uint32_t value = id;
-        std::vector<braid::task<std::uint32_t>> slots;
-        slots.reserve(s.slots);
-        try {
-            for (std::uint32_t pc = s.first; pc != s.last; ++pc) {
-                const op& o = prog_.ops[pc];
-                switch (o.kind) {
-                case op_kind::yield:
-                    co_await braid::yield();
-                    record(event_kind::resume, id, 0);
-                    break;
-                case op_kind::await_new: {
-                    // The task is a named local: no temporary with a
-                    // destructor inside the co_await expression.
-                    braid::task<std::uint32_t> child = run_script(o.target, counted{});
-                    const std::uint32_t got = co_await std::move(child);
-                    value += got;
-                    record(event_kind::got, id, got);
-                    break;
-                }
-                case op_kind::await_catch: {
-                    braid::task<std::uint32_t> child = run_script(o.target, counted{});
-                    try {
-                        const std::uint32_t got = co_await std::move(child);
-                        value += got;
-                        record(event_kind::got, id, got);
-                    } catch (const script_error& e) {
-                        record(event_kind::caught, id, e.site);
-                    }
-                    break;
-                }
-                case op_kind::spawn_kept:
-                    slots.push_back(run_script(o.target, counted{}));
-                    loop_.spawn(slots.back());
-                    break;
-                case op_kind::make_lazy:
-                    slots.push_back(run_script(o.target, counted{}));
-                    break;
-                case op_kind::join: {
-                    const std::uint32_t got = co_await slots[o.slot];
-                    value += got;
-                    record(event_kind::got, id, got);
-                    break;
-                }
-                case op_kind::join_catch: {
-                    try {
-                        const std::uint32_t got = co_await slots[o.slot];
-                        value += got;
-                        record(event_kind::got, id, got);
-                    } catch (const script_error& e) {
-                        record(event_kind::caught, id, e.site);
-                    }
-                    break;
-                }
-                case op_kind::on_done:
-                    slots[o.slot].add_done_callback(
-                        [this, cb = o.callback, tag = counted{}](braid::task<std::uint32_t>& t) {
-                            done_callback(cb, t);
-                        });
-                    break;
-                case op_kind::spawn_dropped:
-                case op_kind::call_soon:
-                case op_kind::raise:
-                    run_shared_op(pc);
-                    break;
-                }
-            }
-        } catch (const script_error& e) {
-            record(event_kind::fail, id, e.site);
-            throw;
-        }
-        record(event_kind::finish, id, value);
-        co_return value;
-    }
-
-    void run_callback(std::uint32_t cb) {
-        record(event_kind::callback, cb, 0);
-        run_callback_ops(cb);
-    }
-
-private:
-    void done_callback(std::uint32_t cb, braid::task<std::uint32_t>& t) {
-        std::uint32_t outcome = 0;
-        bool failed = false;
-        try {
-            outcome = t.result();
-        } catch (const script_error& e) {
-            outcome = e.site;
-            failed = true;
-        }
-        record(failed ? event_kind::done_error : event_kind::done_value, cb, outcome);
-        run_callback_ops(cb);
-    }
-
-    void run_callback_ops(std::uint32_t cb) {
-        const op_range& c = prog_.callbacks[cb];
-        for (std::uint32_t pc = c.first; pc != c.last; ++pc) {
-            run_shared_op(pc);
-        }
-    }
-
-    // The operations a callback may hold too.
-    void run_shared_op(std::uint32_t pc) {
-        const op& o = prog_.ops[pc];
-        switch (o.kind) {
-        case op_kind::spawn_dropped:
-            loop_.spawn(run_script(o.target, counted{}));
-            break;
-        case op_kind::call_soon:
-            loop_.call_soon([this, cb = o.target, tag = counted{}] { run_callback(cb); });
-            break;
-        case op_kind::raise:
-            throw script_error(pc);
-        default:
-            // Only task scripts hold the other kinds; producers never put
-            // them in callbacks.
-            std::terminate();
-        }
-    }
-
-    const program& prog_;
-    braid::event_loop& loop_;
-    std::vector<event>& trace_;
-};
-
-inline std::uint32_t site_of(std::exception_ptr error) {
-    try {
-        std::rethrow_exception(std::move(error));
-    } catch (const script_error& e) {
-        return e.site;
-    }
-    // Anything else escaping is a bug the caller sees (it propagates).
-}
-
-} // namespace detail
-
-// Runs prog on a braid::event_loop with the given policy and returns what it
-// observed. counted::alive tells the caller afterwards whether every frame
-// and callback was freed.
-template <braid::scheduling_policy Policy>
-std::vector<event> run_on_loop(const program& prog, Policy policy) {
-    std::vector<event> trace;
-    // Declared before the loop, so a task the loop abandons is freed after it.
-    std::optional<braid::task<std::uint32_t>> main;
-    {
-        braid::event_loop loop{policy};
-        detail::runner run(prog, loop, trace);
-        if (!prog.rethrowing_handler) {
-            loop.set_exception_handler([&](std::exception_ptr e) {
-                run.record(event_kind::error, 0, detail::site_of(std::move(e)));
-            });
-        }
-        // Runs the loop with `body`; an error the default handler rethrows is
-        // recorded and the loop run again.
-        auto keep_running = [&](auto body) {
-            for (;;) {
-                try {
-                    body();
-                    return;
-                } catch (const script_error& e) {
-                    run.record(event_kind::error, 0, e.site);
-                }
-            }
-        };
-        for (std::uint32_t root : prog.roots) {
-            loop.spawn(run.run_script(root, counted{}));
-        }
-        if (prog.main) {
-            main.emplace(run.run_script(*prog.main, counted{}));
-            keep_running([&] {
-                try {
-                    const std::uint32_t value = loop.run_until_complete(*main);
-                    run.record(event_kind::main_value, 0, value);
-                } catch (const script_error& e) {
-                    // Main's own exception ends it; another one is an error
-                    // the default handler rethrew (sites are unique).
-                    if (main->done()) {
-                        try {
-                            (void)main->result();
-                        } catch (const script_error& own) {
-                            if (own.site == e.site) {
-                                run.record(event_kind::main_error, 0, e.site);
-                                return;
-                            }
-                        }
-                    }
-                    throw;
-                }
-            });
-            if (prog.destroy_after_main) {
-                run.record(event_kind::destroyed, 0, 0);
-                return trace;
-            }
-        }
-        keep_running([&] { loop.run(); });
-    }
-    return trace;
 }
 
 } // namespace braid_test

@@ -386,18 +386,12 @@ TEST_CASE("task_group misuse: spawning a started task, two waiters at once",
     CHECK(first.done());
 }
 
-// KNOWN BUG, hidden ([.]) because it is a use after free: AddressSanitizer
-// aborts the process, and elsewhere it may pass or crash. Run it with
-// `composition_test "[known-bug]"` under gcc-asan or clang-asan. Destroying a
-// loop frees the children of a task_group it owns; the task holding the
-// group, kept by the caller, is abandoned, and when its frame goes later
-// ~task_group cancels its children -- which are gone. (The same happens
-// when the loop frees the holder after a child whose root slot comes first.)
-// The model test and the fuzz target leave task groups out of programs that
-// destroy the loop with work left until this is fixed.
+// Destroying a loop frees the children of a task_group it owns; the task
+// holding the group, kept by the caller, is abandoned, and when its frame goes
+// later ~task_group must not touch the freed children (nor the freed loop).
 TEST_CASE("a task kept after its loop is destroyed frees its task_group, whose children the loop "
           "freed",
-          "[.][task_group][lifetime][known-bug]") {
+          "[task_group][lifetime]") {
     braid_test::counted::reset();
     braid::manual_clock clock;
     std::optional<braid::task<>> owner; // the caller keeps the task holding the group

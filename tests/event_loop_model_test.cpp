@@ -107,8 +107,7 @@ public:
         // One program in four runs a main task after spawning the others;
         // one in five lets errors leave run(), one in five runs it with
         // run_forever(), and one main in three destroys the loop with work
-        // left -- without task groups, whose destruction then frees children
-        // twice (a known bug: composition_test.cpp, tagged [known-bug]).
+        // left.
         const std::uint32_t roll = random_.pick(0, 59);
         const bool with_main = shape_.everything && roll % 4 == 0;
         prog_.destroy_after_main = with_main && roll % 3 == 0;

@@ -268,19 +268,12 @@ TEST_CASE("run_forever with nothing to do waits for stop instead of returning", 
     CHECK(returned_after_stop);
 }
 
-// KNOWN BUG, tagged [!shouldfail] so that the run stays green until it is
-// fixed; then this test fails, and the tag goes. docs/time_and_threads.md
-// says a thread-safe call or a due timer "waits at most until the pass in
-// progress is over". While no timer is pending the loop does not count
-// passes, and when a call or a timer appears it counts down what was ready at
-// the last collection (here the 3 tasks at the start of run()) instead of the
-// pass in progress (here A alone): the call waits two more steps of A, and
-// with more tasks at the start it would wait more. (The model test and the
-// fuzz target keep a timer pending in programs that use time or thread-safe
-// calls, so they do not meet this case.)
+// The loop was not counting passes (nothing pending) when the call or timer
+// appeared: it must collect right after that step, not count down what was
+// ready at its last collection (here the 3 tasks at the start of run()).
 TEST_CASE("a thread-safe call or a due timer made while no timer is pending waits only for the "
           "pass in progress",
-          "[threads][loop][known-bug][!shouldfail]") {
+          "[threads][loop]") {
     for (const bool threadsafe : {true, false}) {
         braid::manual_clock clock;
         braid::event_loop loop{braid::interleaved, clock};

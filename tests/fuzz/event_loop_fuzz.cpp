@@ -146,16 +146,6 @@ public:
 
     program decode() {
         prog_.main = body(0, nullptr, extent::to_end, ')');
-        if (prog_.destroy_after_main) {
-            // A loop destroyed while a task_group's children run frees them
-            // twice (a known bug: composition_test.cpp, tagged [known-bug]);
-            // until it is fixed, such programs spawn those tasks without a group.
-            for (op& o : prog_.ops) {
-                if (o.kind == op_kind::group_spawn) {
-                    o.kind = op_kind::spawn_dropped;
-                }
-            }
-        }
         return std::move(prog_);
     }
 

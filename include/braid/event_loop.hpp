@@ -48,6 +48,7 @@
 #include <braid/sleep.hpp>
 #include <braid/task.hpp>
 #include <braid/timer.hpp>
+#include <braid/tracer.hpp>
 #include <braid/yield.hpp>
 
 #include <chrono>
@@ -205,6 +206,11 @@ public:
     void set_exception_handler(Handler handler) {
         core_.set_handler(std::move(handler));
     }
+    // Installs an observer of the loop (see tracer.hpp), or removes it with
+    // nullptr. The loop does not own it: it must outlive the loop, or be
+    // removed first. With none, the loop runs no tracing code at all.
+    void set_tracer(tracer* t) noexcept { core_.set_tracer(t); }
+
     // Back to the default: rethrow from run().
     void set_exception_handler(std::nullptr_t) noexcept { core_.set_handler(nullptr); }
 

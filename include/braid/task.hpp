@@ -362,6 +362,12 @@ detail::promise_base& detail::task_access::promise_of(task<T>& t, const char* fu
 
 template <class T>
 task<T> detail::promise<T>::get_return_object() noexcept {
+    // The loop finds a task's promise from its frame's address as a
+    // promise_base (promise_of_frame): it must sit where a promise_base
+    // would, which holds up to 16-byte alignment with g++ and clang (and the
+    // frame allocator aligns to 16 bytes anyway).
+    static_assert(alignof(promise<T>) <= 16,
+                  "braid::task<T>: T must not be aligned to more than 16 bytes");
     auto h = std::coroutine_handle<promise>::from_promise(*this);
     this->set_self(h);
     return task<T>(h);

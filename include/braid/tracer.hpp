@@ -17,13 +17,18 @@
 //
 // Tasks are identified by an opaque pointer, stable while the task exists
 // (it may be reused after the task is freed); `name` is the task's name
-// (task::set_name), or, when it has none, the name of the coroutine function
-// as the compiler reports it. Times are the loop's (event_loop::time()).
+// (task::set_name), empty when it has none. (Naming every task after its
+// coroutine function, which std::source_location allows, was measured: 6 to
+// 19 more instructions per task made, with g++ and clang, even when nobody
+// traces. Name the tasks you want to see.) Times are the loop's
+// (event_loop::time()).
 //
 // With no tracer set, the loop runs code that has no trace of tracing in it:
 // installing one switches the loop to a traced copy of its run loop.
 // Ownership: the loop does not own its tracer; it must outlive the loop or be
-// removed first (set_tracer(nullptr)).
+// removed first (set_tracer(nullptr)). Removed from inside a step, it still
+// hears of the end of that step. Installed from inside a step, it sees the
+// next one.
 
 #include <chrono>
 #include <cstdint>

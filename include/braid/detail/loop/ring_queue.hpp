@@ -79,6 +79,17 @@ public:
         }
     }
 
+    // Whether the first or the last item is one holding `coroutine` (for
+    // traces: a task just put back by the policy).
+    template <class Coroutine>
+    [[nodiscard]] bool holds_at_an_end(Coroutine coroutine) const noexcept {
+        if (head_ == tail_) {
+            return false;
+        }
+        const T* last = tail_ == begin_ ? end_ - 1 : tail_ - 1;
+        return head_->coroutine == coroutine || last->coroutine == coroutine;
+    }
+
     // The second item, or nullptr when there are fewer than two.
     [[nodiscard]] const T* second() const noexcept {
         if (head_ == tail_) {

@@ -50,6 +50,7 @@
 #include <braid/detail/task_core.hpp>
 #include <braid/errors.hpp>
 #include <braid/policy.hpp>
+#include <braid/tracer.hpp>
 
 #include <atomic>
 #include <chrono>
@@ -196,6 +197,9 @@ public:
         p.spawned_ = true;
         p.finish_rare_ = true;
         p.add_ref();
+        if (tracer_ != nullptr) [[unlikely]] {
+            tracer_->on_spawn(&p, p.name(), now());
+        }
     }
 
     void call_soon(call_node* node) { ready_.emplace_back(static_cast<void*>(nullptr), node); }
@@ -298,6 +302,9 @@ public:
     void run();
     void run_forever();
     void run_until_done(promise_base& p);
+
+    // Installs (or, with nullptr, removes) the loop's observer.
+    void set_tracer(tracer* t) noexcept;
 
     [[nodiscard]] bool has_ready() const noexcept { return !ready_.empty(); }
     [[nodiscard]] std::size_t ready_count() const noexcept { return ready_.size(); }
@@ -429,6 +436,7 @@ private:
     static constexpr std::uint32_t attention_stop = 2;   // stop() was called
     static constexpr std::uint32_t attention_world = 4;  // timers, remote or I/O waits exist
     static constexpr std::uint32_t attention_remote = 8; // a thread-safe call was queued
+    static constexpr std::uint32_t attention_trace = 16; // a tracer is installed
 
     enum class idle_mode : unsigned char { until_stuck, forever, until_done };
     enum class idle_result : unsigned char { ready, stuck, stop };
@@ -436,6 +444,17 @@ private:
     // The slow path of a step, when attention_ is not zero. Returns true when
     // run()/run_forever() must return (honour_stop: a stop was requested).
     bool attend(bool honour_stop);
+    // run(), run_forever(), run_until_complete(): the prologue, then steps
+    // (traced or not) until the run is over.
+    template <idle_mode Mode>
+    void run_loop(promise_base* until);
+    // Steps until the run is over (true) or tracing was turned on or off
+    // (false: the caller starts the other kind of loop).
+    template <idle_mode Mode, bool Traced>
+    bool take_steps(promise_base* until);
+    // A step, and the trampoline, telling the tracer.
+    void step_traced();
+    void resume_traced(std::coroutine_handle<> h) noexcept;
     // Runs what is ready now, once (a stop() made before run_forever()).
     void run_one_pass();
     // Moves due timers, thread-safe calls, finished remote work and (with
@@ -523,6 +542,7 @@ private:
     remote_wait* waits_ = nullptr; // outstanding remote waits (a list)
     std::size_t wait_count_ = 0;
     loop_link* links_ = nullptr; // objects to tell when the loop goes
+    tracer* tracer_ = nullptr;
     // Descriptors: the states registered with wait_, at their fd (null: none);
     // watch states nobody uses, for reuse (room for all of them is kept, so
     // giving one back cannot fail); how many watch states exist; how many

@@ -162,6 +162,9 @@ inline void scheduler::destroy_timer(call_node* n) noexcept {
 inline void scheduler::fire_due_timers() {
     const loop_clock::rep now_ticks = timer_ticks(now());
     while (timer_node* t = timers_.pop_due(now_ticks)) {
+        if (tracer_ != nullptr) [[unlikely]] {
+            tracer_->on_timer(loop_clock::time_point(loop_clock::duration(now_ticks)));
+        }
         if (t->waiter) {
             // A sleeping task is ready; the queue's reference goes.
             try {
@@ -251,6 +254,12 @@ inline void scheduler::take_remote() {
     // taken_ keeps the items for the next collection).
     ready_.reserve_more(taken_.size());
     threadsafe_calls_.reserve_more(taken_.size());
+    if (tracer_ != nullptr) [[unlikely]] {
+        const loop_clock::time_point t = now();
+        for (std::size_t i = 0; i < taken_.size(); ++i) {
+            tracer_->on_wakeup(t);
+        }
+    }
     for (remote_item& item : taken_) {
         if (item.is_wake()) {
             remote_wait* const w = item.take_wait();
@@ -326,18 +335,6 @@ inline bool scheduler::attend(bool honour_stop) {
         }
     }
     return false;
-}
-
-inline void scheduler::run_one_pass() {
-    collect();
-    for (std::size_t n = ready_.size(); n > 0 && !ready_.empty(); --n) {
-        step();
-        if (attention_.load(std::memory_order_relaxed) != 0) [[unlikely]] {
-            if (attend(true)) {
-                return;
-            }
-        }
-    }
 }
 
 // --- Idle ---------------------------------------------------------------------
@@ -443,56 +440,12 @@ inline void scheduler::block(idle_mode mode) {
 
 inline void scheduler::run() {
     run_guard guard(*this, "run");
-    if (stop_requested(idle_mode::until_stuck)) {
-        clear_stop();
-        run_one_pass();
-        return;
-    }
-    if ((attention_.load(std::memory_order_relaxed) & attention_error) != 0) {
-        deliver_pending_now();
-    }
-    collect(); // a pass starts with what is ready and due now
-    for (;;) {
-        if (ready_.empty()) {
-            if (idle(idle_mode::until_stuck) != idle_result::ready) {
-                return;
-            }
-            continue;
-        }
-        step();
-        if (attention_.load(std::memory_order_relaxed) != 0) [[unlikely]] {
-            if (attend(true)) {
-                return;
-            }
-        }
-    }
+    run_loop<idle_mode::until_stuck>(nullptr);
 }
 
 inline void scheduler::run_forever() {
     run_guard guard(*this, "run_forever");
-    if (stop_requested(idle_mode::forever)) {
-        clear_stop();
-        run_one_pass();
-        return;
-    }
-    if ((attention_.load(std::memory_order_relaxed) & attention_error) != 0) {
-        deliver_pending_now();
-    }
-    collect(); // a pass starts with what is ready and due now
-    for (;;) {
-        if (ready_.empty()) {
-            if (idle(idle_mode::forever) != idle_result::ready) {
-                return;
-            }
-            continue;
-        }
-        step();
-        if (attention_.load(std::memory_order_relaxed) != 0) [[unlikely]] {
-            if (attend(true)) {
-                return;
-            }
-        }
-    }
+    run_loop<idle_mode::forever>(nullptr);
 }
 
 inline void scheduler::run_until_done(promise_base& p) {
@@ -500,21 +453,172 @@ inline void scheduler::run_until_done(promise_base& p) {
     if (p.state_ == task_state::created) {
         spawn(p);
     }
+    run_loop<idle_mode::until_done>(&p);
+}
+
+template <scheduler::idle_mode Mode>
+void scheduler::run_loop(promise_base* until) {
+    if (Mode != idle_mode::until_done && stop_requested(Mode)) {
+        clear_stop();
+        run_one_pass();
+        return;
+    }
     if ((attention_.load(std::memory_order_relaxed) & attention_error) != 0) {
         deliver_pending_now();
     }
-    collect();
-    while (p.state_ != task_state::done) {
-        if (p.state_ == task_state::abandoned ||
-            (ready_.empty() && idle(idle_mode::until_done) != idle_result::ready)) {
-            throw task_not_finished(
-                "braid::event_loop::run_until_complete: the loop has nothing left to run "
-                "but the task has not finished (it waits for something that nothing "
-                "will do, or it belongs to another loop)");
+    collect(); // a pass starts with what is ready and due now
+    for (;;) {
+        const bool over =
+            tracer_ != nullptr ? take_steps<Mode, true>(until) : take_steps<Mode, false>(until);
+        if (over) {
+            return;
         }
-        step();
+    }
+}
+
+// The loop itself. With no tracer, a step is step() and one load of
+// attention_; everything else (errors, stop, passes, a tracer being
+// installed) is behind that load.
+template <scheduler::idle_mode Mode, bool Traced>
+bool scheduler::take_steps(promise_base* until) {
+    for (;;) {
+        if constexpr (Mode == idle_mode::until_done) {
+            if (until->state_ == task_state::done) {
+                return true;
+            }
+            if (until->state_ == task_state::abandoned ||
+                (ready_.empty() && idle(Mode) != idle_result::ready)) {
+                throw task_not_finished(
+                    "braid::event_loop::run_until_complete: the loop has nothing left to run "
+                    "but the task has not finished (it waits for something that nothing "
+                    "will do, or it belongs to another loop)");
+            }
+        } else if (ready_.empty()) {
+            if (idle(Mode) != idle_result::ready) {
+                return true;
+            }
+            continue;
+        }
+        if constexpr (Traced) {
+            step_traced();
+        } else {
+            step();
+        }
         if (attention_.load(std::memory_order_relaxed) != 0) [[unlikely]] {
-            attend(false);
+            if (attend(Mode != idle_mode::until_done)) {
+                return true;
+            }
+            if ((tracer_ != nullptr) != Traced) {
+                return false;
+            }
+        }
+    }
+}
+
+inline void scheduler::set_tracer(tracer* t) noexcept {
+    // relaxed: the loop's own bit, read by the loop's own thread.
+    if (t != nullptr) {
+        attention_.fetch_or(attention_trace, std::memory_order_relaxed);
+    } else {
+        attention_.fetch_and(~attention_trace, std::memory_order_relaxed);
+    }
+    tracer_ = t;
+}
+
+// The promise of a frame in the ready queue. Every coroutine the loop
+// resumes is a braid task, whose promise type derives from promise_base as
+// its first base and is aligned to at most 16 bytes (promise<T> checks), so
+// g++ and clang put it where they would put a promise_base.
+inline promise_base& promise_of_frame(void* frame) noexcept {
+    return std::coroutine_handle<promise_base>::from_address(frame).promise();
+}
+
+inline void scheduler::step_traced() {
+    const ready_item item = ready_.pop_front();
+    ++rounds_;
+    if (item.callback == nullptr) {
+        resume_traced(std::coroutine_handle<>::from_address(item.coroutine));
+        return;
+    }
+    tracer* const t = tracer_; // hears of the end, also if the callback removes it
+    t->on_callback_begin(now());
+    try {
+        item.callback->run(item.callback);
+    } catch (...) {
+        report(std::current_exception());
+    }
+    t->on_callback_end(now());
+}
+
+inline void scheduler::resume_traced(std::coroutine_handle<> h) noexcept {
+    for (;;) {
+        promise_base& p = promise_of_frame(h.address());
+        // The tracer that saw the step begin hears of its end, also when the
+        // step removes it.
+        tracer* const t = tracer_;
+        if (t != nullptr) {
+            t->on_resume(&p, p.name(), now());
+        }
+        h.resume();
+        if (t != nullptr) {
+            // Read before the frame may be freed below.
+            if (p.state_ == task_state::done) {
+                t->on_finish(&p,
+                             p.ended_cancelled_ ? task_ending::cancelled
+                             : p.failed()       ? task_ending::exception
+                                                : task_ending::value,
+                             now());
+            } else {
+                suspend_reason why = suspend_reason::other;
+                if (const suspension* s = p.waiting_on_) {
+                    switch (s->kind) {
+                    case wait_kind::child:
+                        why = suspend_reason::await;
+                        break;
+                    case wait_kind::sleep:
+                        why = suspend_reason::sleep;
+                        break;
+                    case wait_kind::thread:
+                        why = suspend_reason::thread;
+                        break;
+                    case wait_kind::stream:
+                        why = suspend_reason::stream;
+                        break;
+                    case wait_kind::io:
+                        why = suspend_reason::io;
+                        break;
+                    case wait_kind::group:
+                        why = suspend_reason::group;
+                        break;
+                    }
+                } else if (ready_.holds_at_an_end(h.address())) {
+                    why = suspend_reason::yield; // the policy put it back
+                }
+                t->on_suspend(&p, why, now());
+            }
+        }
+        if (dispose_) {
+            std::exchange(dispose_, {}).destroy();
+        }
+        if (!next_) {
+            return;
+        }
+        h = std::exchange(next_, {});
+    }
+}
+
+inline void scheduler::run_one_pass() {
+    collect();
+    for (std::size_t n = ready_.size(); n > 0 && !ready_.empty(); --n) {
+        if (tracer_ != nullptr) {
+            step_traced();
+        } else {
+            step();
+        }
+        if (attention_.load(std::memory_order_relaxed) != 0) [[unlikely]] {
+            if (attend(true)) {
+                return;
+            }
         }
     }
 }

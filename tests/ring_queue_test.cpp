@@ -26,10 +26,10 @@ TEST_CASE("the ready queue behaves as a deque under random pushes and pops", "[r
         const int phase = static_cast<int>(i / 20'000) % 2;
         const auto op = rng() % 5;
         if (op < 2u + static_cast<unsigned>(phase)) {
-            queue.emplace_back(i, -i);
+            queue.push_back(item{i, -i});
             model.push_back(i);
         } else if (op == 3) {
-            queue.emplace_front(i, -i);
+            queue.push_front(item{i, -i});
             model.push_front(i);
         } else if (!model.empty()) {
             const item x = queue.pop_front();

@@ -368,9 +368,7 @@ task<T> detail::promise<T>::get_return_object() noexcept {
     // frame allocator aligns to 16 bytes anyway).
     static_assert(alignof(promise<T>) <= 16,
                   "braid::task<T>: T must not be aligned to more than 16 bytes");
-    auto h = std::coroutine_handle<promise>::from_promise(*this);
-    this->set_self(h);
-    return task<T>(h);
+    return task<T>(std::coroutine_handle<promise>::from_promise(*this));
 }
 
 } // namespace braid

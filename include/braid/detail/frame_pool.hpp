@@ -62,13 +62,23 @@ inline void free_block(void* block, [[maybe_unused]] std::size_t size) noexcept 
 
 #if BRAID_FRAME_POOL
 
-inline constexpr std::size_t frame_pool_granule = 16; // sizes are rounded up to this
-inline constexpr std::size_t frame_pool_classes = 64; // pooled blocks: up to 1 KiB
+// Size classes of 16c + 24 bytes (24, 40, 56, ..., 1032). glibc's malloc puts
+// an 8-byte header before each block and rounds blocks to 16 bytes, so a block
+// of 16c + 8 bytes fills its chunk exactly; blocks of 16c left 8 bytes unused
+// (a 120-byte frame took a 144-byte chunk, now 128).
+inline constexpr std::size_t frame_pool_classes = 64;
+inline constexpr std::size_t frame_pool_block(std::size_t c) noexcept {
+    return 16 * c + 24;
+}
+inline constexpr std::size_t frame_pool_largest = frame_pool_block(frame_pool_classes - 1);
+inline constexpr std::size_t frame_pool_class(std::size_t size) noexcept {
+    return (size > 8 ? size - 9 : 0) / 16;
+}
 // Free blocks kept per class per thread: 32 KiB worth, and at least 32, so a
 // burst of hundreds of small frames or callbacks is served from the lists. A
 // program's frames use a handful of classes; the bound for all 64 is 2 MiB.
 inline constexpr std::uint32_t frame_pool_depth(std::size_t c) noexcept {
-    const std::size_t blocks = 32 * 1024 / ((c + 1) * frame_pool_granule);
+    const std::size_t blocks = 32 * 1024 / frame_pool_block(c);
     return static_cast<std::uint32_t>(blocks < 32 ? 32 : blocks);
 }
 
@@ -88,7 +98,7 @@ inline void free_frame_pool_lists(frame_pool_lists& lists) noexcept {
         lists.room[c] = 0; // from now on, blocks go back to the system
         while (void* block = lists.head[c]) {
             lists.head[c] = *static_cast<void**>(block);
-            free_block(block, (c + 1) * frame_pool_granule);
+            free_block(block, frame_pool_block(c));
         }
     }
 }
@@ -114,8 +124,8 @@ inline void arm_frame_pool(frame_pool_lists& lists) noexcept {
 }
 
 BRAID_DETAIL_FRAME_POOL_INLINE void* allocate_frame(std::size_t size) {
-    if (size <= frame_pool_classes * frame_pool_granule) {
-        const std::size_t c = (size - 1) / frame_pool_granule;
+    if (size <= frame_pool_largest) {
+        const std::size_t c = frame_pool_class(size);
         frame_pool_lists& lists = tls_frame_pool;
         if (void* block = lists.head[c]) {
             lists.head[c] = *static_cast<void**>(block);
@@ -125,14 +135,14 @@ BRAID_DETAIL_FRAME_POOL_INLINE void* allocate_frame(std::size_t size) {
         if (!lists.armed) {
             arm_frame_pool(lists);
         }
-        return ::operator new((c + 1) * frame_pool_granule);
+        return ::operator new(frame_pool_block(c));
     }
     return ::operator new(size);
 }
 
 BRAID_DETAIL_FRAME_POOL_INLINE void deallocate_frame(void* block, std::size_t size) noexcept {
-    if (size <= frame_pool_classes * frame_pool_granule) {
-        const std::size_t c = (size - 1) / frame_pool_granule;
+    if (size <= frame_pool_largest) {
+        const std::size_t c = frame_pool_class(size);
         frame_pool_lists& lists = tls_frame_pool;
         if (lists.room[c] != 0) {
             *static_cast<void**>(block) = lists.head[c];
@@ -140,7 +150,7 @@ BRAID_DETAIL_FRAME_POOL_INLINE void deallocate_frame(void* block, std::size_t si
             --lists.room[c];
             return;
         }
-        free_block(block, (c + 1) * frame_pool_granule);
+        free_block(block, frame_pool_block(c));
         return;
     }
     free_block(block, size);

@@ -219,7 +219,11 @@ public:
     void finish() noexcept;
 
 protected:
-    void set_self(std::coroutine_handle<> self) noexcept { self_ = self; }
+    // This frame. Found from the promise's address, which sits where g++ and
+    // clang put a promise aligned to at most 16 bytes (promise<T> checks).
+    [[nodiscard]] std::coroutine_handle<> self() noexcept {
+        return std::coroutine_handle<promise_base>::from_promise(*this);
+    }
 
 private:
     friend class scheduler;
@@ -241,7 +245,6 @@ private:
     // now; the first exception one of them throws leaves request_cancel).
     void finish_unstarted_cancelled();
 
-    std::coroutine_handle<> self_;         // this frame
     std::coroutine_handle<> continuation_; // the coroutine awaiting this task
     scheduler* sched_ = nullptr;           // the loop running this task, once started
     task_extras* extras_ = nullptr;
@@ -286,13 +289,13 @@ BRAID_DETAIL_NOINLINE inline void destroy_suspended_frame(promise_base& p) noexc
         }
     }
     ++depth;
-    p.self_.destroy();
+    p.self().destroy();
     --depth;
     while (depth == 0 && !deferred.empty()) {
         promise_base* q = deferred.back();
         deferred.pop_back();
         ++depth;
-        q->self_.destroy();
+        q->self().destroy();
         --depth;
     }
 }
@@ -300,7 +303,7 @@ BRAID_DETAIL_NOINLINE inline void destroy_suspended_frame(promise_base& p) noexc
 // Frees a frame that nobody owns any more.
 inline void destroy_frame(promise_base& p) noexcept {
     if (p.state_ == task_state::created || p.state_ == task_state::done) {
-        p.self_.destroy(); // holds no suspended awaits (a finished frame's locals are gone)
+        p.self().destroy(); // holds no suspended awaits (a finished frame's locals are gone)
     } else {
         destroy_suspended_frame(p);
     }

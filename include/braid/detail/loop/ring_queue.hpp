@@ -37,29 +37,23 @@ public:
         return static_cast<std::size_t>(n >= 0 ? n : n + (end_ - begin_));
     }
 
-    // Items are built in place from their members' values: building one
-    // elsewhere and copying it in can make the compiler store the members
-    // separately and reload them as one wide value, which the processor
-    // cannot forward from the stores (a stall of a dozen cycles per push).
-    template <class... Members>
-    void emplace_back(Members... members) {
+    void push_back(T item) {
         T* next = tail_ + 1 == end_ ? begin_ : tail_ + 1;
         if (next == head_) [[unlikely]] {
             grow(); // before the item goes in: if it throws, nothing changed
             next = tail_ + 1;
         }
-        ::new (static_cast<void*>(tail_)) T{members...};
+        *tail_ = item;
         tail_ = next;
     }
 
-    template <class... Members>
-    void emplace_front(Members... members) {
+    void push_front(T item) {
         T* prev = head_ == begin_ ? end_ - 1 : head_ - 1;
         if (prev == tail_) [[unlikely]] {
             grow();
             prev = end_ - 1;
         }
-        ::new (static_cast<void*>(prev)) T{members...};
+        *prev = item;
         head_ = prev;
     }
 
@@ -79,15 +73,14 @@ public:
         }
     }
 
-    // Whether the first or the last item is one holding `coroutine` (for
-    // traces: a task just put back by the policy).
-    template <class Coroutine>
-    [[nodiscard]] bool holds_at_an_end(Coroutine coroutine) const noexcept {
+    // Whether the first or the last item is `item` (for traces: a task just
+    // put back by the policy).
+    [[nodiscard]] bool holds_at_an_end(T item) const noexcept {
         if (head_ == tail_) {
             return false;
         }
         const T* last = tail_ == begin_ ? end_ - 1 : tail_ - 1;
-        return head_->coroutine == coroutine || last->coroutine == coroutine;
+        return head_->bits == item.bits || last->bits == item.bits;
     }
 
     // The second item, or nullptr when there are fewer than two.

@@ -103,10 +103,21 @@ private:
 
 class scheduler {
 public:
-    // One entry of the ready queue: a coroutine to resume, or a callback.
+    // One entry of the ready queue, one word: a coroutine's frame to resume,
+    // or a callback with its lowest bit set (frames and nodes are aligned to
+    // at least 8 bytes, so the bit is free).
     struct ready_item {
-        void* coroutine;
-        call_node* callback;
+        std::uintptr_t bits;
+
+        static ready_item frame(void* f) noexcept { return {reinterpret_cast<std::uintptr_t>(f)}; }
+        static ready_item callback(call_node* n) noexcept {
+            return {reinterpret_cast<std::uintptr_t>(n) | 1};
+        }
+        [[nodiscard]] bool is_callback() const noexcept { return (bits & 1) != 0; }
+        [[nodiscard]] void* coroutine() const noexcept { return reinterpret_cast<void*>(bits); }
+        [[nodiscard]] call_node* node() const noexcept {
+            return reinterpret_cast<call_node*>(bits & ~std::uintptr_t{1});
+        }
     };
 
     template <scheduling_policy Policy>
@@ -145,14 +156,13 @@ public:
 
     // A running task yields: queue its innermost coroutine per the policy.
     BRAID_DETAIL_HOT_INLINE void yield(std::coroutine_handle<> h) {
-        void* const frame = h.address();
-        call_node* const no_callback = nullptr;
+        const ready_item item = ready_item::frame(h.address());
         if (mode_ == yield_mode::back) [[likely]] {
-            ready_.emplace_back(frame, no_callback);
+            ready_.push_back(item);
         } else if (mode_ == yield_mode::front || ask_policy(h) == placement::front) {
-            ready_.emplace_front(frame, no_callback);
+            ready_.push_front(item);
         } else {
-            ready_.emplace_back(frame, no_callback);
+            ready_.push_back(item);
         }
     }
 
@@ -185,12 +195,12 @@ public:
     void spawn(promise_base& p) {
         const std::uint32_t index = take_root_slot();
         try {
-            ready_.emplace_back(p.self_.address(), static_cast<call_node*>(nullptr));
+            ready_.push_back(ready_item::frame(p.self().address()));
         } catch (...) {
-            free_roots_.push_back(index); // cannot throw: see take_root_slot
+            free_root_slot(index);
             throw;
         }
-        roots_[index] = &p;
+        roots_[index] = reinterpret_cast<std::uintptr_t>(&p);
         p.root_index_ = index;
         p.sched_ = this;
         p.state_ = task_state::started;
@@ -202,7 +212,7 @@ public:
         }
     }
 
-    void call_soon(call_node* node) { ready_.emplace_back(static_cast<void*>(nullptr), node); }
+    void call_soon(call_node* node) { ready_.push_back(ready_item::callback(node)); }
 
     // Makes room for n more items in the ready queue, so that the next n
     // pushes cannot throw.
@@ -211,18 +221,15 @@ public:
     // throw.
     void reserve_spawns(std::size_t n) {
         ready_.reserve_more(n);
-        if (free_roots_.size() < n) {
-            roots_.reserve(roots_.size() + n);
-            free_roots_.reserve(roots_.capacity());
+        if (free_slots_ < n) {
+            roots_.reserve(roots_.size() + n - free_slots_);
         }
     }
 
     // A task that waited for something outside the loop (a timer, another
     // thread, a descriptor) is ready again: it joins the back of the ready
     // queue. The one way such a task gets there.
-    void wake(std::coroutine_handle<> h) {
-        ready_.emplace_back(h.address(), static_cast<call_node*>(nullptr));
-    }
+    void wake(std::coroutine_handle<> h) { ready_.push_back(ready_item::frame(h.address())); }
 
     // --- the world outside: timers, other threads (scheduler_impl.hpp) ------
 
@@ -315,20 +322,20 @@ public:
     BRAID_DETAIL_HOT_INLINE void step() {
         const ready_item item = ready_.pop_front();
         ++rounds_;
-        if (const ready_item* next = ready_.second(); next != nullptr && next->coroutine) {
+        if (const ready_item* next = ready_.second(); next != nullptr && !next->is_callback()) {
             // With many tasks ready, frames are cold: start loading the first
             // two cache lines of the frame that runs after the next one, while
             // this one runs. (Only real frames: prefetching an unmapped
             // address is harmless but can cost a page walk.)
-            const auto* frame = static_cast<const char*>(next->coroutine);
+            const auto* frame = static_cast<const char*>(next->coroutine());
             BRAID_DETAIL_PREFETCH(frame);
             BRAID_DETAIL_PREFETCH(frame + 64);
         }
-        if (item.callback == nullptr) [[likely]] {
-            resume(std::coroutine_handle<>::from_address(item.coroutine));
+        if (!item.is_callback()) [[likely]] {
+            resume(std::coroutine_handle<>::from_address(item.coroutine()));
         } else {
             try {
-                item.callback->run(item.callback);
+                item.node()->run(item.node());
             } catch (...) {
                 report(std::current_exception());
             }
@@ -407,27 +414,36 @@ private:
         }
     }
 
-    // A slot in roots_ for a task being spawned. free_roots_ always has room
-    // for every slot, so returning one (when a task finishes) cannot fail.
+    // A slot in roots_ for a task being spawned: the first free one (free
+    // slots form a list through the vector itself), or a new one.
     std::uint32_t take_root_slot() {
-        if (!free_roots_.empty()) {
-            const std::uint32_t index = free_roots_.back();
-            free_roots_.pop_back();
+        if (free_head_ != no_slot) {
+            const std::uint32_t index = free_head_;
+            free_head_ = static_cast<std::uint32_t>(roots_[index] >> 1);
+            --free_slots_;
             return index;
         }
-        roots_.push_back(nullptr);
-        try {
-            free_roots_.reserve(roots_.capacity());
-        } catch (...) {
-            roots_.pop_back();
-            throw;
-        }
+        roots_.push_back(free_link(no_slot));
         return static_cast<std::uint32_t>(roots_.size() - 1);
     }
 
-    void unlink(promise_base& p) noexcept {
-        roots_[p.root_index_] = nullptr;
-        free_roots_.push_back(p.root_index_);
+    // Returns a slot to the free list: nothing to allocate, so it cannot fail.
+    void free_root_slot(std::uint32_t index) noexcept {
+        roots_[index] = free_link(free_head_);
+        free_head_ = index;
+        ++free_slots_;
+    }
+
+    void unlink(promise_base& p) noexcept { free_root_slot(p.root_index_); }
+
+    // A free slot holds the index of the next one, shifted, with the lowest
+    // bit set (a task's address has it clear).
+    static constexpr std::uint32_t no_slot = 0xffff'ffff;
+    static constexpr std::uintptr_t free_link(std::uint32_t next) noexcept {
+        return (static_cast<std::uintptr_t>(next) << 1) | 1;
+    }
+    static promise_base* root_at(std::uintptr_t entry) noexcept {
+        return (entry & 1) != 0 ? nullptr : reinterpret_cast<promise_base*>(entry);
     }
 
     // --- the world outside (scheduler_impl.hpp) --------------------------------
@@ -515,10 +531,11 @@ private:
     std::coroutine_handle<> next_;    // trampoline: resume this next, same round
     std::coroutine_handle<> dispose_; // trampoline: a finished frame nobody owns
     // The spawned, unfinished tasks this loop owns, at their root_index_
-    // (null: a free slot, also listed in free_roots_). Finishing a task
+    // (or a free slot's link, see free_link). Finishing a task
     // touches its own slot only, not other tasks' frames.
-    std::vector<promise_base*> roots_;
-    std::vector<std::uint32_t> free_roots_;
+    std::vector<std::uintptr_t> roots_;
+    std::uint32_t free_head_ = no_slot; // the first free slot in roots_
+    std::uint32_t free_slots_ = 0;
     std::uint64_t rounds_ = 0;
     unsigned inline_depth_ = 0; // children being started by nested calls
     std::vector<std::exception_ptr> pending_;

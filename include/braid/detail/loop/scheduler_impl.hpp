@@ -65,13 +65,13 @@ inline scheduler::~scheduler() {
     //    destructor run here schedules (a task spawned, a callback queued, a
     //    timer made) is dropped too, in the next round of this loop.
     for (;;) {
-        free_roots_.clear();
         bool dropped = false;
         for (std::size_t i = 0; i < roots_.size(); ++i) {
-            promise_base* const root = std::exchange(roots_[i], nullptr);
+            promise_base* const root = root_at(roots_[i]);
             if (root == nullptr) {
                 continue;
             }
+            free_root_slot(static_cast<std::uint32_t>(i));
             dropped = true;
             promise_base& p = *root;
             p.spawned_ = false;
@@ -82,8 +82,8 @@ inline scheduler::~scheduler() {
         while (!ready_.empty()) {
             dropped = true;
             const ready_item item = ready_.pop_front();
-            if (item.callback != nullptr) {
-                item.callback->destroy(item.callback);
+            if (item.is_callback()) {
+                item.node()->destroy(item.node());
             }
         }
         if (timers_.size() > 0) {
@@ -179,7 +179,7 @@ inline void scheduler::fire_due_timers() {
         } else {
             // A callback: the queue's reference moves to the ready queue.
             try {
-                ready_.emplace_back(static_cast<void*>(nullptr), static_cast<call_node*>(t));
+                ready_.push_back(ready_item::callback(t));
             } catch (...) {
                 timers_.push(t);
                 throw;
@@ -270,7 +270,7 @@ inline void scheduler::take_remote() {
             w->release(); // the finishing side's reference, handed over
         } else {
             threadsafe_calls_.push(std::move(item));
-            ready_.emplace_back(static_cast<void*>(nullptr), static_cast<call_node*>(&marker_));
+            ready_.push_back(ready_item::callback(&marker_));
         }
     }
     taken_.clear();
@@ -536,14 +536,14 @@ inline promise_base& promise_of_frame(void* frame) noexcept {
 inline void scheduler::step_traced() {
     const ready_item item = ready_.pop_front();
     ++rounds_;
-    if (item.callback == nullptr) {
-        resume_traced(std::coroutine_handle<>::from_address(item.coroutine));
+    if (!item.is_callback()) {
+        resume_traced(std::coroutine_handle<>::from_address(item.coroutine()));
         return;
     }
     tracer* const t = tracer_; // hears of the end, also if the callback removes it
     t->on_callback_begin(now());
     try {
-        item.callback->run(item.callback);
+        item.node()->run(item.node());
     } catch (...) {
         report(std::current_exception());
     }
@@ -591,7 +591,7 @@ inline void scheduler::resume_traced(std::coroutine_handle<> h) noexcept {
                         why = suspend_reason::group;
                         break;
                     }
-                } else if (ready_.holds_at_an_end(h.address())) {
+                } else if (ready_.holds_at_an_end(ready_item::frame(h.address()))) {
                     why = suspend_reason::yield; // the policy put it back
                 }
                 t->on_suspend(&p, why, now());
@@ -640,7 +640,7 @@ inline bool promise_base::await_from(std::coroutine_handle<> awaiting,
         // trampoline. The nesting is bounded, so the stack is too.
         ++s.inline_depth_;
         started_inline_ = true;
-        self_.resume();
+        self().resume();
         --s.inline_depth_;
         if (state_ == task_state::done) {
             return false;
@@ -650,7 +650,7 @@ inline bool promise_base::await_from(std::coroutine_handle<> awaiting,
         started_inline_ = false;
         return true;
     }
-    s.transfer_to(self_);
+    s.transfer_to(self());
     return true;
 }
 
@@ -716,7 +716,7 @@ inline void promise_base::finish_unstarted_cancelled() {
                 extras_->last = nullptr;
             }
             try {
-                n->invoke(n, self_.address());
+                n->invoke(n, self().address());
             } catch (...) {
                 if (!first_error) {
                     first_error = std::current_exception();
@@ -748,7 +748,7 @@ inline void promise_base::finish_rare(scheduler& s) noexcept {
                 extras_->last = nullptr;
             }
             try {
-                n->invoke(n, self_.address());
+                n->invoke(n, self().address());
             } catch (...) {
                 s.report(std::current_exception());
             }
@@ -762,7 +762,7 @@ inline void promise_base::finish_rare(scheduler& s) noexcept {
         if (release()) {
             // Nobody holds the task any more. It cannot free itself while it
             // is still inside this call: the trampoline does, once it returns.
-            s.dispose_ = self_;
+            s.dispose_ = self();
         }
     }
 }

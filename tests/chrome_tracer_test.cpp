@@ -289,6 +289,7 @@ TEST_CASE("a trace is a JSON array once closed, and whole events after each flus
     braid::manual_clock clock;
     braid::event_loop loop{clock};
     braid::chrome_tracer tracer(out);
+    tracer.flush();
     CHECK(trace(out.str() + "]").events.empty());
     loop.set_tracer(&tracer);
     loop.spawn(work(clock, {1us, 1us}));

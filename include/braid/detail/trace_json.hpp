@@ -22,20 +22,21 @@ inline void append_json_int(std::string& out, std::int64_t value) {
 
 // ns nanoseconds as microseconds: "1234.567", "-0.005".
 inline void append_json_micros(std::string& out, std::int64_t ns) {
+    char text[32];
+    char* p = text;
     if (ns < 0) {
-        out += '-';
+        *p++ = '-';
     }
     // Unsigned, so that the most negative value has a magnitude too.
     const std::uint64_t magnitude =
         ns < 0 ? 0 - static_cast<std::uint64_t>(ns) : static_cast<std::uint64_t>(ns);
-    char digits[24];
-    const auto end = std::to_chars(digits, digits + sizeof digits, magnitude / 1000).ptr;
-    out.append(digits, end);
+    p = std::to_chars(p, text + sizeof text, magnitude / 1000).ptr;
     const auto fraction = static_cast<unsigned>(magnitude % 1000);
-    out += '.';
-    out += static_cast<char>('0' + fraction / 100);
-    out += static_cast<char>('0' + fraction / 10 % 10);
-    out += static_cast<char>('0' + fraction % 10);
+    p[0] = '.';
+    p[1] = static_cast<char>('0' + fraction / 100);
+    p[2] = static_cast<char>('0' + fraction / 10 % 10);
+    p[3] = static_cast<char>('0' + fraction % 10);
+    out.append(text, p + 4);
 }
 
 // The length of the well-formed UTF-8 sequence at the start of s, or 0 when
@@ -76,19 +77,20 @@ inline std::size_t utf8_sequence_length(std::string_view s) noexcept {
 inline void append_json_string(std::string& out, std::string_view s) {
     static constexpr char hex[] = "0123456789abcdef";
     out += '"';
+    std::size_t plain = 0; // s[plain, i) is copied as it is, in one append
     for (std::size_t i = 0; i < s.size();) {
         const auto c = static_cast<unsigned char>(s[i]);
-        if (c >= 0x80) {
-            const std::size_t length = utf8_sequence_length(s.substr(i));
-            if (length == 0) {
-                out += "\xEF\xBF\xBD";
-                ++i;
-            } else {
-                out.append(s.substr(i, length));
-                i += length;
-            }
+        if (c >= 0x20 && c < 0x7F && c != '"' && c != '\\') {
+            ++i;
             continue;
         }
+        if (c >= 0x80) {
+            if (const std::size_t length = utf8_sequence_length(s.substr(i)); length != 0) {
+                i += length;
+                continue;
+            }
+        }
+        out.append(s.substr(plain, i - plain));
         switch (c) {
         case '"':
             out += "\\\"";
@@ -103,16 +105,17 @@ inline void append_json_string(std::string& out, std::string_view s) {
             out += "\\t";
             break;
         default:
-            if (c < 0x20 || c == 0x7F) { // DEL is legal JSON, but not to every reader
+            if (c >= 0x80) {
+                out += "\xEF\xBF\xBD";
+            } else { // a control character, or DEL: legal JSON, but not to every reader
                 out += "\\u00";
                 out += hex[c >> 4];
                 out += hex[c & 0xF];
-            } else {
-                out += static_cast<char>(c);
             }
         }
-        ++i;
+        plain = ++i;
     }
+    out.append(s.substr(plain));
     out += '"';
 }
 

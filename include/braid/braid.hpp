@@ -3,6 +3,7 @@
 
 // Everything public in braid, in one include.
 
+#include <braid/chrome_tracer.hpp>
 #include <braid/clock.hpp>
 #include <braid/errors.hpp>
 #include <braid/event_loop.hpp>

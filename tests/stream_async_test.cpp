@@ -140,7 +140,13 @@ TEST_CASE("async_next on a moved-from results object, or from two tasks at once,
           "[stream][async][misuse]") {
     braid::event_loop loop;
     braid::stream_executor ex(1);
-    auto results = ex.map(slow_double, std::views::iota(0, 1000), 2);
+    braid_test::gate computed; // result 0 waits until both tasks have tried
+    auto results = ex.map(
+        [&](int x) {
+            computed.wait();
+            return 2 * x;
+        },
+        std::views::iota(0, 1000), 2);
     auto moved = std::move(results);
     REQUIRE_THROWS_WITH(loop.run_until_complete(results.async_next()),
                         contains("braid::stream_results::async_next: the results object was "
@@ -148,9 +154,10 @@ TEST_CASE("async_next on a moved-from results object, or from two tasks at once,
     braid::task<std::optional<int>> first = moved.async_next();
     loop.spawn(first);
     auto second = [&]() -> braid::task<> {
-        co_await braid::yield();
+        co_await braid::yield(); // first is waiting for result 0 now
         REQUIRE_THROWS_AS(co_await moved.async_next(), braid::usage_error);
         // Catch2 assertions ran on the loop's thread, which is this one.
+        computed.open();
     };
     loop.run_until_complete(second());
     loop.run_until_complete(first);

@@ -2,7 +2,7 @@
 // detail::ring_queue, the event loop's ready queue: it must behave as a
 // std::deque under any mix of pushes at both ends and pops, across growth.
 
-#include <braid/detail/ring_queue.hpp>
+#include <braid/detail/loop/ring_queue.hpp>
 
 #include "support/catch.hpp"
 

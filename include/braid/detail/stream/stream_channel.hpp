@@ -79,8 +79,9 @@ public:
     bool fetch(std::uint64_t seq, std::optional<T>& out);
 
 protected:
-    stream_ring<T>* consumer_ring_ = nullptr; // set by the derived state; consumer only
-    std::uint64_t published_seen_ = 0;        // consumer only: published count when last read
+    // Consumer only, written per item: on a line of their own.
+    alignas(stream_cache_line) stream_ring<T>* consumer_ring_ = nullptr; // set by the derived state
+    std::uint64_t published_seen_ = 0; // published count when last read
 };
 
 template <class T>

@@ -106,7 +106,8 @@ void tbb_pipeline(benchmark::State& state, int threads) {
     report(state, items, ns);
 }
 
-// Two threads in all, as the figures were taken.
+// Two threads in all, one per core: the input and output stages run on the
+// same two threads as f.
 void BM_tbb_parallel_pipeline(benchmark::State& state) {
     tbb_pipeline(state, static_cast<int>(workers));
 }

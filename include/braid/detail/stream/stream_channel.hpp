@@ -90,8 +90,9 @@ protected:
     // or rethrows its error and stops the map.
     void take(stream_slot<T>& slot, std::uint32_t state, std::uint64_t seq, std::optional<T>& out);
 
-    stream_ring<T>* consumer_ring_ = nullptr; // set by the derived state; consumer only
-    std::uint64_t published_seen_ = 0;        // consumer only: published count when last read
+    // Consumer only, written per item: on a line of their own.
+    alignas(stream_cache_line) stream_ring<T>* consumer_ring_ = nullptr; // set by the derived state
+    std::uint64_t published_seen_ = 0; // published count when last read
 };
 
 template <class T>

@@ -11,6 +11,9 @@
 //   drain()    on pool workers: claims a chunk of published inputs (sized so a
 //              chunk takes about 20 microseconds of f), calls f on each, stores
 //              results, and stays a moment for more before leaving its worker.
+//              Between chunks a drainer touches only what it must share: the
+//              claim counter and the published count; its cost estimate and
+//              its place in in_f_ stay its own while it has work.
 //
 // Items are never queued one by one: the pool sees one task per drainer, and
 // a drainer takes as many items per claim as their cost allows.
@@ -55,8 +58,8 @@ class stream_map_state final : public stream_channel<T> {
 public:
     template <class G>
     stream_map_state(thread_pool& pool, G&& f, std::uint64_t buffer, bool input_is_referenced)
-        : base(buffer, pool.thread_count(), input_is_referenced), pool_(pool),
-          f_(std::forward<G>(f)) {
+        : base(buffer, pool.thread_count(), input_is_referenced), f_(std::forward<G>(f)),
+          pool_(pool) {
         rings_.reserve(64);
         rings_.push_back(std::make_unique<ring>(0, std::min<std::uint64_t>(largest_ring(), 64)));
         first_ring_ = producer_ring_ = rings_.back().get();
@@ -85,22 +88,32 @@ private:
     ring* ring_for(std::uint64_t seq, std::uint64_t consumed);
     void wake_drainers(const std::shared_ptr<stream_map_state>& self);
 
+    // What one drainer keeps from chunk to chunk.
+    struct drainer {
+        ring* cache;               // the ring of its last item
+        std::uint64_t item_ns;     // its estimate of one f call
+        std::uint64_t shared_ns;   // the estimate it last stored in item_ns_
+        bool counted_in_f = false; // it holds one unit of in_f_
+    };
+
     bool add_drainer() noexcept;
     void recruit() noexcept;
     void drain() noexcept;
-    std::uint64_t claim(std::uint64_t& first) noexcept;
-    void run_chunk(std::uint64_t first, std::uint64_t count, ring*& cache) noexcept;
+    std::uint64_t claim(std::uint64_t& first, std::uint64_t item_ns) noexcept;
+    void run_chunk(std::uint64_t first, std::uint64_t count, drainer& me) noexcept;
     bool has_unclaimed() const noexcept;
     bool linger() const noexcept;
     void lower_limit(std::uint64_t limit) noexcept;
 
+    // Read by the workers per item or chunk; past the consumer's line.
+    alignas(stream_cache_line) const F f_;
     thread_pool& pool_;
-    const F f_;
     std::vector<std::unique_ptr<ring>> rings_; // the producer's, then the destructor's
     ring* first_ring_ = nullptr;
     ring* producer_ring_ = nullptr; // producer only
-    // Recent cost of one f call, for chunk sizes; starts as "slow" so the
-    // first items are spread over all workers.
+    // Recent cost of one f call, for the chunk sizes of drainers to come;
+    // starts as "slow" so the first items are spread over all workers. A
+    // drainer stores its own estimate here only when it moved by a quarter.
     alignas(stream_cache_line) std::atomic<std::uint64_t> item_ns_{chunk_target_ns};
 };
 
@@ -199,10 +212,10 @@ void stream_map_state<T, F, In, Zipped>::wake_drainers(
     const std::uint64_t drainers = (life >> 1) - 1; // the producer is counted too
     if (drainers >= this->max_drainers_)
         return;
-    // Another drainer only when every current one is inside f; an idle one
-    // is about to claim what we just published, and a drainer that claims
-    // while more work waits recruits the next one itself.
-    // relaxed: a heuristic; recruit() and drain()'s last look make up for it.
+    // Another drainer only when every current one has work in hand (is
+    // counted in in_f_); an idle one is about to claim what we just published, and a drainer that
+    // claims while more work waits recruits the next one itself. relaxed: a heuristic; recruit()
+    // and drain()'s last look make up for it.
     if (drainers > 0 && this->in_f_.load(std::memory_order_relaxed) < drainers)
         return;
     if (!add_drainer())
@@ -247,14 +260,20 @@ void stream_map_state<T, F, In, Zipped>::recruit() noexcept {
 
 template <class T, class F, class In, bool Zipped>
 void stream_map_state<T, F, In, Zipped>::drain() noexcept {
-    ring* cache = first_ring_;
+    // relaxed: a cost estimate.
+    const std::uint64_t shared_ns = item_ns_.load(std::memory_order_relaxed);
+    drainer me{first_ring_, shared_ns, shared_ns};
     for (;;) {
         std::uint64_t first = 0;
-        if (const std::uint64_t count = claim(first); count > 0) {
+        if (const std::uint64_t count = claim(first, me.item_ns); count > 0) {
             if (has_unclaimed())
                 recruit();
-            run_chunk(first, count, cache);
+            run_chunk(first, count, me);
             continue;
+        }
+        if (me.counted_in_f) {
+            me.counted_in_f = false;
+            this->f_calls_done();
         }
         if (linger())
             continue;
@@ -273,7 +292,8 @@ void stream_map_state<T, F, In, Zipped>::drain() noexcept {
 }
 
 template <class T, class F, class In, bool Zipped>
-std::uint64_t stream_map_state<T, F, In, Zipped>::claim(std::uint64_t& first) noexcept {
+std::uint64_t stream_map_state<T, F, In, Zipped>::claim(std::uint64_t& first,
+                                                        std::uint64_t item_ns) noexcept {
     // relaxed: claimed_ only divides work; inputs are acquired through pub_.
     std::uint64_t claimed = this->claimed_.load(std::memory_order_relaxed);
     for (;;) {
@@ -284,10 +304,8 @@ std::uint64_t stream_map_state<T, F, In, Zipped>::claim(std::uint64_t& first) no
         if (claimed >= available_end)
             return 0;
         const std::uint64_t available = available_end - claimed;
-        // relaxed: a cost estimate.
         const std::uint64_t by_cost = std::clamp<std::uint64_t>(
-            chunk_target_ns / std::max<std::uint64_t>(item_ns_.load(std::memory_order_relaxed), 1),
-            1, max_chunk);
+            chunk_target_ns / std::max<std::uint64_t>(item_ns, 1), 1, max_chunk);
         const std::uint64_t fair_share =
             std::max<std::uint64_t>(1, available / this->max_drainers_);
         const std::uint64_t count = std::min({available, by_cost, fair_share});
@@ -302,9 +320,16 @@ std::uint64_t stream_map_state<T, F, In, Zipped>::claim(std::uint64_t& first) no
 
 template <class T, class F, class In, bool Zipped>
 void stream_map_state<T, F, In, Zipped>::run_chunk(std::uint64_t first, std::uint64_t count,
-                                                   ring*& cache) noexcept {
-    // seq_cst: see request_stop(); drop() waits until no chunk is running.
-    this->in_f_.fetch_add(1, std::memory_order_seq_cst);
+                                                   drainer& me) noexcept {
+    if (!me.counted_in_f) {
+        // seq_cst: see request_stop(); drop() waits until no drainer is
+        // counted. The count is kept over consecutive chunks: every f call
+        // below still follows a seq_cst look at limit_, which is what the
+        // Dekker pair with drop() needs.
+        this->in_f_.fetch_add(1, std::memory_order_seq_cst);
+        me.counted_in_f = true;
+    }
+    ring*& cache = me.cache;
     const auto started = std::chrono::steady_clock::now();
     std::uint64_t ran = 0;
     for (std::uint64_t seq = first; seq < first + count; ++seq) {
@@ -348,11 +373,15 @@ void stream_map_state<T, F, In, Zipped>::run_chunk(std::uint64_t first, std::uin
             static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
                                            std::chrono::steady_clock::now() - started)
                                            .count());
-        // relaxed: a cost estimate; a lost update only delays adapting.
-        const std::uint64_t old = item_ns_.load(std::memory_order_relaxed);
-        item_ns_.store((old + ns / ran) / 2, std::memory_order_relaxed);
+        me.item_ns = (me.item_ns + ns / ran) / 2;
+        const std::uint64_t drift =
+            me.item_ns > me.shared_ns ? me.item_ns - me.shared_ns : me.shared_ns - me.item_ns;
+        if (drift > me.shared_ns / 4) {
+            // relaxed: a cost estimate; a lost update only delays adapting.
+            item_ns_.store(me.item_ns, std::memory_order_relaxed);
+            me.shared_ns = me.item_ns;
+        }
     }
-    this->f_calls_done();
 }
 
 template <class T, class F, class In, bool Zipped>

@@ -166,19 +166,21 @@ protected:
     }
     void f_calls_done() noexcept;
 
-    // Where waits happen, each on its own cache line: the producer writes
-    // pub_, the consumer cons_, workers claimed_.
+    // Each line below has one writer in the steady state, so that a write
+    // invalidates no other thread's copy of what it reads per item: the
+    // producer writes pub_, the consumer cons_, the workers claimed_ and
+    // in_f_; the rest is read-mostly. (consumed_seen_ once shared cons_'s
+    // line: the producer then missed the cache on every item the consumer
+    // took.)
     alignas(stream_cache_line) std::atomic<std::uint64_t> pub_{0};
     alignas(stream_cache_line) std::atomic<std::uint64_t> cons_{0};
     std::atomic<std::uint64_t> wake_at_{0}; // consumed count the sleeping producer waits for
-    std::uint64_t consumed_seen_ = 0;       // producer only: cons_ >> 1 when last read
+    alignas(stream_cache_line) std::uint64_t consumed_seen_ = 0; // producer only: cons_ >> 1
     alignas(stream_cache_line) std::atomic<std::uint64_t> claimed_{0};
+    alignas(stream_cache_line) std::atomic<std::uint32_t> in_f_{0}; // drainers with work in hand
     alignas(stream_cache_line) std::atomic<std::uint64_t> limit_{unbounded};
     std::atomic<std::uint64_t> life_{life_unit}; // the producer is counted from the start
     std::atomic<bool> abandoned_{false};
-    alignas(stream_cache_line) std::atomic<std::uint32_t> in_f_{
-        0}; // drainers inside a chunk of f calls
-
     const std::uint64_t buffer_;
     const std::size_t max_drainers_;
     const bool input_is_referenced_;
@@ -187,7 +189,7 @@ protected:
     stream_end end_reason_ = stream_end::none;
     std::exception_ptr input_error_;
 
-    std::mutex mutex_;
+    alignas(stream_cache_line) std::mutex mutex_;
     std::condition_variable consumer_cv_;
     std::condition_variable producer_cv_;
     std::condition_variable idle_cv_; // drop() waits here

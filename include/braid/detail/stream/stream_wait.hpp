@@ -8,17 +8,11 @@
 // core (on a machine with fewer cores than busy threads the thread it waits
 // for may need that core), and only then blocks.
 
+#include <braid/detail/cpu_relax.hpp>
+
 #include <thread>
 
 namespace braid::detail {
-
-inline void stream_cpu_relax() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    asm volatile("yield");
-#endif
-}
 
 class stream_backoff {
 public:
@@ -26,7 +20,7 @@ public:
     // returns false once it should block instead.
     bool pause() noexcept {
         if (rounds_ < spins) {
-            stream_cpu_relax();
+            cpu_relax();
         } else if (rounds_ < spins + yields) {
             std::this_thread::yield();
         } else {

@@ -27,14 +27,35 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "build" / "bench-results"
+RESULTS = Path(os.environ.get("BRAID_BENCH_RESULTS", ROOT / "build" / "bench-results"))
+# BRAID_BENCH_QUICK=1: a few milliseconds per benchmark, to try this script
+# (its figures mean nothing).
+QUICK = ["--benchmark_min_time=0.001", "--echo_seconds=0.05"]
 PRESETS = ["gcc-release", "clang-release"]
 
 # Benchmarks that use one thread: pinned to one CPU, so the other core's
 # noise does not move them. The threaded ones get both cores.
-SINGLE_THREADED = {"event_loop_bench", "timer_bench", "composition_bench", "policy_bench"}
-ARGS = ["--benchmark_repetitions=5", "--benchmark_report_aggregates_only=true",
+SINGLE_THREADED = {"event_loop_bench", "timer_bench", "composition_bench"}
+# Every repetition is kept in the JSON (the console shows only aggregates), so
+# spreads can be computed; tables report medians.
+ARGS = ["--benchmark_repetitions=5", "--benchmark_display_aggregates_only=true",
         "--benchmark_enable_random_interleaving=true"]
+# Benchmarks whose defaults do not suit: their own arguments, replacing ARGS.
+OWN_ARGS = {
+    # Ten runs, so the run-to-run spread (max / min) means something.
+    "stream_executor_bench": ["--benchmark_repetitions=10", "--benchmark_min_time=0.3",
+                              "--benchmark_display_aggregates_only=true",
+                              "--benchmark_enable_random_interleaving=true"],
+    "echo_bench": ["--echo_seconds=1", "--benchmark_repetitions=5",
+                   "--benchmark_display_aggregates_only=true"],
+}
+# Benchmarks with a report of their own elsewhere (policy_bench: the table
+# in docs/policies.md, made by bench/policy_table.py).
+SKIP = {"policy_bench"}
+# Only the build of this preset runs these (they measure processes and the
+# kernel more than the compiler).
+ONE_PRESET = {"echo_bench": "gcc-release", "stream_executor_bench": "gcc-release",
+              "thread_pool_bench": "gcc-release"}
 
 
 def run():
@@ -46,7 +67,14 @@ def run():
         out_dir = RESULTS / preset
         out_dir.mkdir(parents=True, exist_ok=True)
         for exe in sorted(bench_dir.glob("*_bench")):
-            cmd = [str(exe)] + ARGS + ["--benchmark_format=json",
+            if exe.name in SKIP or ONE_PRESET.get(exe.name, preset) != preset:
+                continue
+            args = OWN_ARGS.get(exe.name, ARGS)
+            if os.environ.get("BRAID_BENCH_QUICK"):
+                args = [a for a in args if not a.startswith(("--benchmark_min_time",
+                                                              "--echo_seconds"))]
+                args += [a for a in QUICK if exe.name == "echo_bench" or "echo" not in a]
+            cmd = [str(exe)] + args + ["--benchmark_format=json",
                                         f"--benchmark_out={out_dir / (exe.name + '.json')}",
                                         "--benchmark_out_format=json"]
             if exe.name in SINGLE_THREADED and shutil_which("taskset"):
@@ -69,16 +97,26 @@ def shutil_which(name):
 # --- Reading results ---------------------------------------------------------
 
 def load(preset, bench):
+    """({run_name: median entry}, meta), the median entries carrying every
+    repetition's entry under "_runs"."""
     path = RESULTS / preset / f"{bench}.json"
     if not path.exists():
         return None, None
     data = json.loads(path.read_text())
     meta_path = RESULTS / preset / f"{bench}.meta.json"
     meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
-    medians = {}
+    medians, runs = {}, {}
     for b in data["benchmarks"]:
         if b.get("aggregate_name") == "median":
             medians[b["run_name"]] = b
+        elif b.get("run_type") == "iteration":
+            runs.setdefault(b["run_name"], []).append(b)
+    for name, entry in medians.items():
+        entry["_runs"] = runs.get(name, [])
+    # A benchmark run once has no aggregates: its single run stands for them.
+    for name, entries in runs.items():
+        if name not in medians and len(entries) == 1:
+            medians[name] = {**entries[0], "_runs": entries}
     return medians, {**meta, "context": data.get("context", {})}
 
 
@@ -89,14 +127,23 @@ def value(entry, metric):
     if metric == "ns":
         ips = entry.get("items_per_second")
         return 1e9 / ips if ips else None
-    if metric == "ms":
-        return entry["real_time"] if entry.get("time_unit") == "ms" else None
+    if metric == "ips":
+        return entry.get("items_per_second")
+    if metric.startswith("spread:"):
+        # max / min of a figure over the repetitions
+        xs = [value(r, metric[len("spread:"):]) for r in entry.get("_runs", [])]
+        xs = [x for x in xs if x]
+        return max(xs) / min(xs) if len(xs) > 1 else None
     return entry.get(metric)
 
 
 def fmt(x, metric):
     if x is None:
         return "–"
+    if metric == "ips":
+        return f"{x / 1e6:.2f} M/s"
+    if metric.startswith("spread:") or metric == "of_ideal":
+        return f"{x:.3f}"
     if metric in ("ns",) and x < 10:
         return f"{x:.2f}"
     if x >= 100:
@@ -111,7 +158,7 @@ def fmt(x, metric):
 def yield_rows():
     rows = []
     for n in ("1", "1000", "100000"):
-        rows.append((f"yield, {int(n):,} tasks", "event_loop_bench",
+        rows.append((f"yield, {int(n):,} task{'s' if n != '1' else ''}", "event_loop_bench",
                      f"BM_event_loop_yield<braid::interleaved_t>/{n}",
                      f"BM_baseline_deque_loop_yield/{n}", "ns"))
     return rows
@@ -137,7 +184,7 @@ TABLES = {
         "columns": ("braid", "asio", "braid / asio"),
         "note": "nanoseconds per operation (bytes for memory)",
         "rows": [
-            (f"yield, {int(n):,} tasks", "event_loop_bench",
+            (f"yield, {int(n):,} task{'s' if n != '1' else ''}", "event_loop_bench",
              f"BM_event_loop_yield<braid::interleaved_t>/{n}", f"BM_asio_post_yield/{n}", "ns")
             for n in ("1", "1000", "100000")
         ] + [
@@ -213,18 +260,237 @@ TABLES = {
             for n in ("2", "100", "10000")
         ],
     },
+    "stream": {
+        "presets": ["gcc-release"],
+        "note": "of ideal (throughput / (2 workers / work per item)), items per second "
+                "with no work; in brackets: the row's figure / TBB's with 2 threads",
+        "matrix": {
+            "bench": "stream_executor_bench",
+            "rows": [("braid `stream_executor::map`", "BM_stream_executor_map"),
+                     ("TBB `parallel_pipeline`, 2 threads", "BM_tbb_parallel_pipeline"),
+                     ("TBB `parallel_pipeline`, 4 threads",
+                      "BM_tbb_parallel_pipeline_4_threads"),
+                     ("mutex + condvar pool, ordered ring", "BM_mutex_pool_ordered_ring"),
+                     ("`std::async` per item", "BM_std_async_per_item"),
+                     ("sequential loop", "BM_sequential_loop")],
+            "base": "BM_tbb_parallel_pipeline",
+            "columns": [("0 µs (items/s)", "/work_ns:0/real_time", "ips"),
+                        ("1 µs", "/work_ns:1000/real_time", "of_ideal"),
+                        ("10 µs", "/work_ns:10000/real_time", "of_ideal"),
+                        ("100 µs", "/work_ns:100000/real_time", "of_ideal")],
+        },
+    },
+    "stream_spread": {
+        "presets": ["gcc-release"],
+        "note": "run-to-run spread of `of_ideal`: the largest of the 10 runs / the "
+                "smallest; the machine's two-thread speedup (2.0: two busy threads get "
+                "twice the work of one) as measured before the runs",
+        "matrix": {
+            "bench": "stream_executor_bench",
+            "rows": [("braid `stream_executor::map`", "BM_stream_executor_map"),
+                     ("TBB `parallel_pipeline`, 2 threads", "BM_tbb_parallel_pipeline")],
+            "columns": [("1 µs", "/work_ns:1000/real_time", "spread:of_ideal"),
+                        ("10 µs", "/work_ns:10000/real_time", "spread:of_ideal"),
+                        ("100 µs", "/work_ns:100000/real_time", "spread:of_ideal")],
+        },
+        "single": [("two-thread speedup of the machine", "stream_executor_bench",
+                    "BM_machine_two_thread_speedup/iterations:1/real_time", "speedup")],
+    },
+    "thread_pool": {
+        "presets": ["gcc-release"],
+        "columns": ("braid", "minimal pool", "asio", "braid / minimal", "braid / asio"),
+        "note": "nanoseconds per task with 2 workers, fed by one thread (CPU "
+                "microseconds for the idle second)",
+        "rows3": [
+            (f"`post` of {int(n):,} task{'s' if n != '1' else ''} one by one, then wait",
+             "thread_pool_bench",
+             f"BM_thread_pool_post/tasks:{n}/real_time",
+             f"BM_minimal_pool_post/tasks:{n}/real_time",
+             f"BM_asio_thread_pool_post/tasks:{n}/real_time", "ns")
+            for n in ("1", "100", "10000")
+        ] + [
+            ("round trip: post one task, wait until it ran", "thread_pool_bench",
+             "BM_thread_pool_round_trip/real_time", "BM_minimal_pool_round_trip/real_time",
+             "BM_asio_thread_pool_round_trip/real_time", "ns"),
+            ("CPU used in an idle second after a burst (µs)", "thread_pool_bench",
+             "BM_thread_pool_idle/iterations:1/real_time",
+             "BM_minimal_pool_idle/iterations:1/real_time",
+             "BM_asio_thread_pool_idle/iterations:1/real_time", "cpu_us"),
+        ],
+    },
+    "thread_pool_batch": {
+        "presets": ["gcc-release"],
+        "columns": ("braid `post_all`", "minimal pool, one lock per batch",
+                    "braid / minimal"),
+        "note": "nanoseconds per task, the tasks handed over in one call",
+        "rows": [
+            (f"{int(n):,} tasks per call", "thread_pool_bench",
+             f"BM_thread_pool_post_all/tasks:{n}/real_time",
+             f"BM_minimal_pool_post_all/tasks:{n}/real_time", "ns")
+            for n in ("100", "10000")
+        ],
+    },
 }
+
+ECHO_SERVERS = [("**braid**", "BM_echo_braid"), ("asio, coroutines", "BM_echo_asio_coro"),
+                ("asio, callbacks", "BM_echo_asio_callback"),
+                ("minimal epoll server (the floor)", "BM_echo_epoll"),
+                ("uvloop", "BM_echo_uvloop"), ("asyncio", "BM_echo_asyncio")]
+ECHO_COLUMNS = [(f"C = {int(c):,}", f"/connections:{c}/iterations:1/manual_time")
+                for c in ("1", "10", "100", "1000")]
+for name, metric, note in (
+        ("echo_cpu", "server_ns_per_rt",
+         "the server's CPU nanoseconds per round trip; in brackets: / the floor's"),
+        ("echo_rate", "rt_per_s", "round trips per second (the load generator shares the "
+                                  "server's CPU); in brackets: / the floor's"),
+        ("echo_p50", "p50_us", "median latency of a round trip, µs; in brackets: / the "
+                               "floor's")):
+    TABLES[name] = {
+        "presets": ["gcc-release"], "note": note,
+        "matrix": {"bench": "echo_bench", "rows": ECHO_SERVERS, "base": "BM_echo_epoll",
+                   "columns": [(label, suffix, metric) for label, suffix in ECHO_COLUMNS]},
+    }
+TABLES["echo_memory"] = {
+    "presets": ["gcc-release"],
+    "note": "growth of the server's resident memory per idle connection, bytes",
+    "matrix": {"bench": "echo_bench",
+               "rows": [(label, prefix.replace("BM_echo_", "BM_echo_idle_memory_"))
+                        for label, prefix in ECHO_SERVERS],
+               "columns": [("bytes per connection", "/iterations:1",
+                            "bytes_per_connection")]},
+}
+
+
+# --- Goals -------------------------------------------------------------------
+# (goal, preset, benchmark binary, braid's benchmark, baseline's or None,
+#  metric, "<=" or ">=", limit): the figure is braid / baseline (or braid's
+# own figure without a baseline), met when it compares to the limit as said.
+
+def _goals():
+    g = []
+    for preset in PRESETS:
+        cc = "g++" if preset.startswith("gcc") else "clang++"
+        g.append((f"memory per waiting task ≤ 1.25× the minimal task's ({cc})", preset,
+                  "event_loop_bench", "BM_event_loop_memory_per_task/10000/iterations:3",
+                  "BM_baseline_deque_loop_memory_per_task/10000/iterations:3",
+                  "bytes_per_task", "<=", 1.25))
+        for n in ("1", "1000", "100000"):
+            g.append((f"yield ≤ 1.3× the bare deque loop, {int(n):,} task"
+                      f"{'s' if n != '1' else ''} ({cc})", preset,
+                      "event_loop_bench", f"BM_event_loop_yield<braid::interleaved_t>/{n}",
+                      f"BM_baseline_deque_loop_yield/{n}", "ns", "<=", 1.3))
+        g.append((f"await ≤ 2× the minimal task ({cc})", preset, "event_loop_bench",
+                  "BM_task_await", "BM_baseline_min_task_await<malloc_frames>", "ns", "<=", 2.0))
+        for n in ("1000", "100000", "1000000"):
+            for kind in ("fire", "cancel"):
+                g.append((f"timer schedule-and-{kind}, {int(n):,} pending: ≥ 2× faster "
+                          f"than asio ({cc})", preset, "timer_bench",
+                          f"BM_timer_schedule_{kind}_braid/{n}",
+                          f"BM_timer_schedule_{kind}_asio/{n}", "ns", "<=", 0.5))
+        g.append((f"`call_soon_threadsafe` ≥ 3× asio's throughput ({cc})", preset,
+                  "loop_threads_bench", "BM_threadsafe_post_braid/real_time",
+                  "BM_threadsafe_post_asio/real_time", "ns", "<=", 1 / 3))
+        for m in ("median_us", "p99_us"):
+            g.append((f"idle wake-up {m[:-3]} no worse than asio's ({cc})", preset,
+                      "loop_threads_bench", "BM_wakeup_braid/iterations:5/real_time",
+                      "BM_wakeup_asio/iterations:5/real_time", m, "<=", 1.0))
+        g.append((f"`run_in` round trip ≥ 10× faster than asio's ({cc})", preset,
+                  "loop_threads_bench", "BM_run_in_round_trip_braid/real_time",
+                  "BM_run_in_round_trip_asio/real_time", "ns", "<=", 0.1))
+        for n in ("2", "100", "10000"):
+            g.append((f"`when_all` of {int(n):,} ≤ 1.2× spawning and callbacks ({cc})", preset,
+                      "composition_bench", f"BM_when_all/{n}",
+                      f"BM_baseline_spawn_and_callbacks/{n}", "ns", "<=", 1.2))
+    g += [
+        ("`stream_executor::map` at 10 µs: ≥ 0.95 of ideal", "gcc-release",
+         "stream_executor_bench", "BM_stream_executor_map/work_ns:10000/real_time", None,
+         "of_ideal", ">=", 0.95),
+        ("`stream_executor::map` at 10 µs: ≥ 1.0× TBB's `parallel_pipeline`", "gcc-release",
+         "stream_executor_bench", "BM_stream_executor_map/work_ns:10000/real_time",
+         "BM_tbb_parallel_pipeline/work_ns:10000/real_time", "of_ideal", ">=", 1.0),
+        ("`stream_executor::map` at 1 µs: ≥ 0.85 of ideal", "gcc-release",
+         "stream_executor_bench", "BM_stream_executor_map/work_ns:1000/real_time", None,
+         "of_ideal", ">=", 0.85),
+        ("`stream_executor::map` at 1 µs: spread over 10 runs < 1.15", "gcc-release",
+         "stream_executor_bench", "BM_stream_executor_map/work_ns:1000/real_time", None,
+         "spread:of_ideal", "<=", 1.15),
+    ] + [
+        (f"`thread_pool::post` one by one, {int(n):,} task{'s' if n != '1' else ''}: ≤ 1.0× "
+         "the minimal pool", "gcc-release", "thread_pool_bench",
+         f"BM_thread_pool_post/tasks:{n}/real_time", f"BM_minimal_pool_post/tasks:{n}/real_time",
+         "ns", "<=", 1.0) for n in ("1", "100", "10000")
+    ] + [
+        ("`thread_pool::post_all` of 10,000: ≤ 1.1× the minimal pool's batch", "gcc-release",
+         "thread_pool_bench", "BM_thread_pool_post_all/tasks:10000/real_time",
+         "BM_minimal_pool_post_all/tasks:10000/real_time", "ns", "<=", 1.1),
+    ]
+    for c, limit in (("1", 0.95), ("10", 0.95), ("100", 0.95), ("1000", 0.9)):
+        suffix = f"/connections:{c}/iterations:1/manual_time"
+        g.append((f"echo, C = {int(c):,}: server CPU per round trip ≤ {1 / limit:.2f}× "
+                  "the minimal epoll server's", "gcc-release", "echo_bench",
+                  "BM_echo_braid" + suffix, "BM_echo_epoll" + suffix, "server_ns_per_rt", "<=",
+                  round(1 / limit, 2)))
+        for peer, what in (("asio_coro", "coroutines"), ("asio_callback", "callbacks")):
+            g.append((f"echo, C = {int(c):,}: server CPU per round trip ≤ asio's "
+                      f"({what})", "gcc-release", "echo_bench", "BM_echo_braid" + suffix,
+                      f"BM_echo_{peer}" + suffix, "server_ns_per_rt", "<=", 1.0))
+    g.append(("echo: ≤ 1 KB of memory per idle connection", "gcc-release", "echo_bench",
+              "BM_echo_idle_memory_braid/iterations:1", None, "bytes_per_connection", "<=",
+              1024))
+    return g
+
+
+GOALS = _goals()
+
+
+def render_goals(preset_data):
+    lines = ["| goal | measured | met |", "| --- | --- | --- |"]
+    for text, preset, bench, braid, base, metric, op, limit in GOALS:
+        medians = preset_data.get(preset, {}).get(bench, ({}, {}))[0] or {}
+        a = value(medians.get(braid), metric)
+        b = value(medians.get(base), metric) if base else 1.0
+        if a is None or not b:
+            lines.append(f"| {text} | not measured | – |")
+            continue
+        x = a / b
+        met = x <= limit if op == "<=" else x >= limit
+        shown = f"{x:.2f}×" if base else fmt(x, metric)
+        lines.append(f"| {text} | {shown} | {'yes' if met else '**no**'} |")
+    return "\n".join(lines) + "\n"
+
+
+def render_matrix(spec, medians):
+    cols = spec["columns"]
+    lines = ["| | " + " | ".join(c[0] for c in cols) + " |", "| --- |" + " --- |" * len(cols)]
+    for label, prefix in spec["rows"]:
+        cells = []
+        for _, suffix, metric in cols:
+            x = value(medians.get(prefix + suffix), metric)
+            cell = fmt(x, metric)
+            if x is not None and spec.get("base") and prefix != spec["base"]:
+                b = value(medians.get(spec["base"] + suffix), metric)
+                if b:
+                    cell += f" ({x / b:.2f})"
+            cells.append(cell)
+        if any(c != "–" for c in cells):
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def render_table(name, preset_data):
     spec = TABLES[name]
     lines = []
-    for preset in PRESETS:
+    for preset in spec.get("presets", PRESETS):
         lines.append(f"*{preset}* — {spec['note']}:\n")
-        cols = spec["columns"]
-        lines.append("| figure | " + " | ".join(cols) + " |")
-        lines.append("| --- |" + " --- |" * len(cols))
         data = preset_data[preset]
+        if "matrix" in spec:
+            m = spec["matrix"]
+            lines += render_matrix(m, data.get(m["bench"], ({}, {}))[0] or {})
+            lines.append("")
+        if "columns" in spec:
+            cols = spec["columns"]
+            lines.append("| figure | " + " | ".join(cols) + " |")
+            lines.append("| --- |" + " --- |" * len(cols))
         for row in spec.get("rows", []):
             label, bench, braid, base, metric = row
             medians = data.get(bench, ({}, {}))[0] or {}
@@ -245,7 +511,8 @@ def render_table(name, preset_data):
         for row in spec.get("single", []):
             label, bench, braid, metric = row
             medians = data.get(bench, ({}, {}))[0] or {}
-            lines.append(f"| {label} | {fmt(value(medians.get(braid), metric), metric)} |")
+            x = fmt(value(medians.get(braid), metric), metric)
+            lines.append(f"| {label} | {x} |" if "columns" in spec else f"{label}: {x}.")
         lines.append("")
     return "\n".join(lines)
 
@@ -276,6 +543,7 @@ def render():
         return render_table(m.group(1), preset_data)
 
     out = re.sub(r"<!-- table (\w+) -->", table, out)
+    out = out.replace("<!-- goals -->", render_goals(preset_data))
     (ROOT / "docs" / "benchmarks.md").write_text(out)
 
 

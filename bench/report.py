@@ -102,7 +102,11 @@ def load(preset, bench):
     path = RESULTS / preset / f"{bench}.json"
     if not path.exists():
         return None, None
-    data = json.loads(path.read_text())
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError:  # a run still writing it, or cut short
+        print(f"{path}: not complete JSON, left out", file=sys.stderr)
+        return None, None
     meta_path = RESULTS / preset / f"{bench}.meta.json"
     meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
     medians, runs = {}, {}

@@ -11,6 +11,8 @@
 // that would fill it grows the ring first (so a failed allocation leaves the
 // queue as it was). A push or a pop is a store or load and a pointer step.
 
+#include <braid/detail/hot_inline.hpp>
+
 #include <cstddef>
 #include <new>
 #include <type_traits>
@@ -37,7 +39,7 @@ public:
         return static_cast<std::size_t>(n >= 0 ? n : n + (end_ - begin_));
     }
 
-    void push_back(T item) {
+    BRAID_DETAIL_HOT_INLINE void push_back(T item) {
         T* next = tail_ + 1 == end_ ? begin_ : tail_ + 1;
         if (next == head_) [[unlikely]] {
             grow(); // before the item goes in: if it throws, nothing changed
@@ -47,7 +49,7 @@ public:
         tail_ = next;
     }
 
-    void push_front(T item) {
+    BRAID_DETAIL_HOT_INLINE void push_front(T item) {
         T* prev = head_ == begin_ ? end_ - 1 : head_ - 1;
         if (prev == tail_) [[unlikely]] {
             grow();
@@ -58,7 +60,7 @@ public:
     }
 
     // Precondition: !empty().
-    T pop_front() noexcept {
+    BRAID_DETAIL_HOT_INLINE T pop_front() noexcept {
         T item = *head_;
         if (++head_ == end_) {
             head_ = begin_;

@@ -40,6 +40,7 @@
 
 #include <braid/clock.hpp>
 #include <braid/detail/frame_pool.hpp>
+#include <braid/detail/hot_inline.hpp>
 #include <braid/detail/loop/io_state.hpp>
 #include <braid/detail/loop/nodes.hpp>
 #include <braid/detail/loop/remote_queue.hpp>
@@ -63,16 +64,6 @@
 #include <string>
 #include <utility>
 #include <vector>
-
-#if defined(__GNUC__) || defined(__clang__)
-#define BRAID_DETAIL_PREFETCH(address) __builtin_prefetch(address)
-// The loop's step and a task's yield are the hot path; clang 16 keeps them
-// out of line at -O2, which costs two calls per yield.
-#define BRAID_DETAIL_HOT_INLINE [[gnu::always_inline]] inline
-#else
-#define BRAID_DETAIL_PREFETCH(address) ((void)(address))
-#define BRAID_DETAIL_HOT_INLINE inline
-#endif
 
 namespace braid::detail {
 

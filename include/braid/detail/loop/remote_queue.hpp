@@ -348,12 +348,6 @@ public:
         return wake_fd_;
     }
 
-    // After the eventfd was seen readable: resets it.
-    void drain_wake_fd() noexcept {
-        eventfd_t value = 0;
-        (void)::eventfd_read(wake_fd_, &value);
-    }
-
 private:
     push_result push_locked(remote_item& item, std::unique_lock<std::mutex>& lock) noexcept {
         push_result result = push_result::queued;
@@ -379,10 +373,16 @@ private:
         }
     }
 
+    // The loop watches the eventfd edge-triggered and never reads it: each
+    // write is an event. Its counter would only overflow after 2^64 - 2
+    // wake-ups; should a write ever fail so (EAGAIN), reading resets it and
+    // the write is made again. The descriptor lives as long as we do.
     void wake_loop() noexcept {
-        // Cannot fail in a way we could act on: the counter cannot overflow
-        // (the loop drains it) and the descriptor lives as long as we do.
-        (void)::eventfd_write(wake_fd_, 1);
+        if (::eventfd_write(wake_fd_, 1) != 0 && errno == EAGAIN) {
+            eventfd_t value = 0;
+            (void)::eventfd_read(wake_fd_, &value);
+            (void)::eventfd_write(wake_fd_, 1);
+        }
     }
 
     std::mutex mutex_;

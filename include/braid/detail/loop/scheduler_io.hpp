@@ -151,8 +151,7 @@ inline void scheduler::poll_io() {
 
 inline void scheduler::io_event(void* data, std::uint8_t readiness) noexcept {
     if (data == nullptr) {
-        remote_->drain_wake_fd();
-        return;
+        return; // the wake-up eventfd: what woke the loop is in the remote queue
     }
     io_state& s = *static_cast<io_state*>(data);
     s.ready |= readiness;

@@ -55,7 +55,10 @@ public:
     [[nodiscard]] bool is_open() const noexcept { return epoll_ >= 0; }
 
     // Creates the epoll instance and watches wake_fd for reading; its events
-    // carry a null data pointer.
+    // carry a null data pointer. Edge-triggered: every write to an eventfd
+    // makes a new event, so the loop never reads it and a wake-up costs the
+    // loop no system call besides the wait (mio's eventfd waker does the
+    // same).
     void open(int wake_fd) {
         if (epoll_ >= 0) {
             return;
@@ -66,7 +69,7 @@ public:
                                     "braid::event_loop: epoll_create1");
         }
         epoll_event event{};
-        event.events = EPOLLIN;
+        event.events = EPOLLIN | EPOLLET;
         event.data.ptr = nullptr;
         if (::epoll_ctl(fd, EPOLL_CTL_ADD, wake_fd, &event) != 0) {
             const int error = errno;

@@ -296,3 +296,42 @@ TEST_CASE("destroying the loop while a task waits on a descriptor frees the task
     CHECK(braid_test::is_open_fd(pipe.write_end));
     CHECK(braid_test::open_descriptors() == descriptors_before);
 }
+
+// A loop that watches a descriptor sleeps in epoll, not on the futex it uses
+// otherwise: other threads must reach it there too.
+TEST_CASE("a loop waiting on a descriptor is woken by other threads' calls and by stop",
+          "[io][threads]") {
+    test_pipe pipe;
+    REQUIRE(pipe.read_end >= 0);
+    braid_test::watchdog guard("a loop waiting on a descriptor, woken from another thread");
+    braid::event_loop loop;
+    std::vector<std::string> log;
+
+    SECTION("call_soon_threadsafe") {
+        braid::task<std::string> reader = read_when_ready(pipe.read_end, log);
+        loop.spawn(reader);
+        std::thread other([&] {
+            std::this_thread::sleep_for(20ms); // the loop is asleep on the pipe by now
+            loop.call_soon_threadsafe([&] {
+                log.push_back("call");
+                (void)!::write(pipe.write_end, "x", 1);
+            });
+        });
+        loop.run(); // waits: a task waits on the pipe
+        other.join();
+        CHECK(reader.result() == "x");
+        CHECK(log == std::vector<std::string>{"waiting", "call", "readable"});
+    }
+    SECTION("stop") {
+        braid::task<std::string> reader = read_when_ready(pipe.read_end, log);
+        loop.spawn(reader);
+        std::thread other([&] {
+            std::this_thread::sleep_for(20ms);
+            loop.stop();
+        });
+        loop.run_forever();
+        other.join();
+        CHECK_FALSE(reader.done());
+        CHECK(log == std::vector<std::string>{"waiting"});
+    }
+}

@@ -417,11 +417,13 @@ inline void scheduler::block(idle_mode mode) {
                 loop_clock::duration(left < 0 ? 0 : left));
         }
     }
-    if (!wait_.is_open()) {
-        wait_.open(remote_->wake_fd());
-    }
+    // With no descriptor watched, nothing but a push or the timeout can end
+    // the wait: the loop sleeps on the remote queue's futex word, cheaper to
+    // wake than epoll. Otherwise on the wait point, which sees both.
+    const bool on_wait_point = wait_.is_open() && wait_.watching();
     ready_.reserve_more(io_waiting_); // before events are taken: see scheduler_io.hpp
-    if (!remote_->begin_sleep()) {
+    if (!remote_->begin_sleep(on_wait_point ? remote_queue::sleep_kind::wait_point
+                                            : remote_queue::sleep_kind::futex)) {
         return; // something was queued meanwhile
     }
     struct sleeper {
@@ -433,7 +435,12 @@ inline void scheduler::block(idle_mode mode) {
         (attention_.load(std::memory_order_seq_cst) & attention_stop) != 0) {
         return;
     }
-    wait_.wait(timeout, [this](void* data, std::uint8_t readiness) { io_event(data, readiness); });
+    if (on_wait_point) {
+        wait_.wait(timeout,
+                   [this](void* data, std::uint8_t readiness) { io_event(data, readiness); });
+    } else {
+        remote_->futex_wait(timeout);
+    }
 }
 
 // --- Running ------------------------------------------------------------------

@@ -1,10 +1,13 @@
 // SPDX-License-Identifier: MIT
 #pragma once
 
-// detail::wait_point: the one place where an event loop's thread blocks. It
-// waits, with a timeout (the next timer's deadline), until the loop's wake-up
-// eventfd fires (a thread-safe call, finished pool work, stop()) or a watched
-// descriptor is ready; with a timeout of zero it only looks.
+// detail::wait_point: where an event loop's thread blocks while it watches
+// file descriptors. It waits, with a timeout (the next timer's deadline),
+// until the loop's wake-up eventfd fires (a thread-safe call, finished pool
+// work, stop()) or a watched descriptor is ready; with a timeout of zero it
+// only looks. (With no descriptor watched, scheduler::block, the one place
+// that decides how to block, sleeps on the remote queue's futex word
+// instead, which is cheaper to wake.)
 //
 // The backend is Linux's epoll; the interface is small on purpose (open,
 // watch/unwatch a descriptor, wait) so that another backend (kqueue,
@@ -88,14 +91,24 @@ public:
         epoll_event event{};
         event.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
         event.data.ptr = data;
-        return ::epoll_ctl(epoll_, EPOLL_CTL_ADD, fd, &event) == 0 ? 0 : errno;
+        if (::epoll_ctl(epoll_, EPOLL_CTL_ADD, fd, &event) != 0) {
+            return errno;
+        }
+        ++watched_;
+        return 0;
     }
 
     // Stops watching fd (nothing happens if it is not watched). Precondition: open.
     void unwatch(int fd) noexcept {
         epoll_event unused{}; // kernels before 2.6.9 wanted a non-null pointer
-        (void)::epoll_ctl(epoll_, EPOLL_CTL_DEL, fd, &unused);
+        if (::epoll_ctl(epoll_, EPOLL_CTL_DEL, fd, &unused) == 0) {
+            --watched_;
+        }
     }
+
+    // Whether any descriptor besides the wake-up eventfd is watched. When
+    // none is, the loop sleeps on a futex instead (remote_queue).
+    [[nodiscard]] bool watching() const noexcept { return watched_ != 0; }
 
     // Blocks until something is ready or `timeout` has passed (nullopt: no
     // limit; zero: only looks), then calls visit(data, readiness) for each
@@ -170,6 +183,7 @@ private:
     }
 
     int epoll_ = -1;
+    std::size_t watched_ = 0; // descriptors watched, the eventfd not counted
     bool have_pwait2_ = true;
     std::array<epoll_event, max_events> events_{};
 };

@@ -47,7 +47,8 @@ OWN_ARGS = {
                               "--benchmark_display_aggregates_only=true",
                               "--benchmark_enable_random_interleaving=true"],
     "echo_bench": ["--echo_seconds=1", "--benchmark_repetitions=5",
-                   "--benchmark_display_aggregates_only=true"],
+                   "--benchmark_display_aggregates_only=true",
+                   "--benchmark_enable_random_interleaving=true"],
 }
 # Benchmarks with a report of their own elsewhere (policy_bench: the table
 # in docs/policies.md, made by bench/policy_table.py).
@@ -448,18 +449,20 @@ GOALS = _goals()
 
 
 def render_goals(preset_data):
-    lines = ["| goal | measured | met |", "| --- | --- | --- |"]
+    lines = ["| goal | needed | measured | met |", "| --- | --- | --- | --- |"]
     for text, preset, bench, braid, base, metric, op, limit in GOALS:
         medians = preset_data.get(preset, {}).get(bench, ({}, {}))[0] or {}
         a = value(medians.get(braid), metric)
         b = value(medians.get(base), metric) if base else 1.0
         if a is None or not b:
-            lines.append(f"| {text} | not measured | – |")
+            lines.append(f"| {text} | | not measured | – |")
             continue
         x = a / b
         met = x <= limit if op == "<=" else x >= limit
         shown = f"{x:.2f}×" if base else fmt(x, metric)
-        lines.append(f"| {text} | {shown} | {'yes' if met else '**no**'} |")
+        shown_limit = f"{limit:,.0f}" if limit >= 100 else f"{limit:.2f}"
+        needed = f"{'≤' if op == '<=' else '≥'} {shown_limit}{'×' if base else ''}"
+        lines.append(f"| {text} | {needed} | {shown} | {'yes' if met else '**no**'} |")
     return "\n".join(lines) + "\n"
 
 

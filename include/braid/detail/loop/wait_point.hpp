@@ -101,8 +101,13 @@ public:
     // Stops watching fd (nothing happens if it is not watched). Precondition: open.
     void unwatch(int fd) noexcept {
         epoll_event unused{}; // kernels before 2.6.9 wanted a non-null pointer
-        if (::epoll_ctl(epoll_, EPOLL_CTL_DEL, fd, &unused) == 0) {
-            --watched_;
+        // EBADF: the descriptor was closed first, which removed it from the
+        // epoll set (unless a duplicate keeps it open); either way it no
+        // longer counts. ENOENT: it was not watched.
+        if (::epoll_ctl(epoll_, EPOLL_CTL_DEL, fd, &unused) == 0 || errno == EBADF) {
+            if (watched_ > 0) {
+                --watched_;
+            }
         }
     }
 

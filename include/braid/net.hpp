@@ -64,15 +64,9 @@ class tcp_stream {
 public:
     // A closed stream (nothing to read or write).
     tcp_stream() noexcept = default;
-    tcp_stream(tcp_stream&& other) noexcept : s_(std::exchange(other.s_, nullptr)) {}
-    tcp_stream& operator=(tcp_stream&& other) noexcept {
-        if (this != &other) {
-            close();
-            s_ = std::exchange(other.s_, nullptr);
-        }
-        return *this;
-    }
-    ~tcp_stream() { close(); }
+    tcp_stream(tcp_stream&&) noexcept = default;
+    tcp_stream& operator=(tcp_stream&&) noexcept = default; // closes what it held
+    ~tcp_stream() = default;                                // closes the socket
 
     // co_await it: a stream connected to host:port. Throws
     // std::invalid_argument at once for a host that is not numeric nor
@@ -113,16 +107,12 @@ public:
     // Closes the descriptor; tasks waiting on the stream get
     // std::system_error (operation_canceled). Closing a closed stream does
     // nothing.
-    void close() noexcept {
-        if (s_ != nullptr) {
-            detail::close_socket(std::exchange(s_, nullptr));
-        }
-    }
+    void close() noexcept { s_.close(); }
 
-    [[nodiscard]] bool is_open() const noexcept { return s_ != nullptr; }
+    [[nodiscard]] bool is_open() const noexcept { return s_.get() != nullptr; }
     // The socket's descriptor, for socket options (-1 when closed). It stays
     // the stream's: do not close it.
-    [[nodiscard]] int native_handle() const noexcept { return s_ != nullptr ? s_->fd : -1; }
+    [[nodiscard]] int native_handle() const noexcept { return s_.fd(); }
 
 private:
     friend class detail::connect_awaiter;
@@ -130,14 +120,14 @@ private:
     explicit tcp_stream(detail::socket_state* s) noexcept : s_(s) {}
 
     detail::socket_state* checked(const char* function) const {
-        if (s_ == nullptr) {
+        if (s_.get() == nullptr) {
             throw usage_error(std::string("braid::tcp_stream::") + function +
                               ": the stream is closed (or moved from, or default-constructed)");
         }
-        return s_;
+        return s_.get();
     }
 
-    detail::socket_state* s_ = nullptr;
+    detail::socket_handle s_;
 };
 
 namespace detail {
@@ -294,15 +284,9 @@ class tcp_listener {
 public:
     // A closed listener.
     tcp_listener() noexcept = default;
-    tcp_listener(tcp_listener&& other) noexcept : s_(std::exchange(other.s_, nullptr)) {}
-    tcp_listener& operator=(tcp_listener&& other) noexcept {
-        if (this != &other) {
-            close();
-            s_ = std::exchange(other.s_, nullptr);
-        }
-        return *this;
-    }
-    ~tcp_listener() { close(); }
+    tcp_listener(tcp_listener&&) noexcept = default;
+    tcp_listener& operator=(tcp_listener&&) noexcept = default; // closes what it held
+    ~tcp_listener() = default;                                  // closes the socket
 
     // Listens on host:port (port 0: a free port the OS picks; port() says
     // which), with SO_REUSEADDR, at once (no loop needed). Throws
@@ -346,28 +330,24 @@ public:
 
     // Closes the descriptor; a task waiting in accept() gets
     // std::system_error (operation_canceled).
-    void close() noexcept {
-        if (s_ != nullptr) {
-            detail::close_socket(std::exchange(s_, nullptr));
-        }
-    }
+    void close() noexcept { s_.close(); }
 
-    [[nodiscard]] bool is_open() const noexcept { return s_ != nullptr; }
+    [[nodiscard]] bool is_open() const noexcept { return s_.get() != nullptr; }
     // The listening socket's descriptor, for socket options (-1 when closed).
-    [[nodiscard]] int native_handle() const noexcept { return s_ != nullptr ? s_->fd : -1; }
+    [[nodiscard]] int native_handle() const noexcept { return s_.fd(); }
 
 private:
     explicit tcp_listener(detail::socket_state* s) noexcept : s_(s) {}
 
     detail::socket_state* checked() const {
-        if (s_ == nullptr) {
+        if (s_.get() == nullptr) {
             throw usage_error("braid::tcp_listener: the listener is closed (or moved from, or "
                               "default-constructed)");
         }
-        return s_;
+        return s_.get();
     }
 
-    detail::socket_state* s_ = nullptr;
+    detail::socket_handle s_;
 };
 
 inline detail::connect_awaiter tcp_stream::connect(std::string_view host, std::uint16_t port) {

@@ -36,6 +36,7 @@
 #include <span>
 #include <string>
 #include <system_error>
+#include <utility>
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -77,6 +78,34 @@ inline void close_socket(socket_state* s) noexcept {
     ::close(s->fd);
     delete s;
 }
+
+// The owner of a socket_state, for tcp_stream and tcp_listener: move-only,
+// closes the socket when it goes. Null once closed or moved from.
+class socket_handle {
+public:
+    socket_handle() noexcept = default;
+    explicit socket_handle(socket_state* s) noexcept : s_(s) {}
+    socket_handle(socket_handle&& other) noexcept : s_(std::exchange(other.s_, nullptr)) {}
+    socket_handle& operator=(socket_handle&& other) noexcept {
+        if (this != &other) {
+            close();
+            s_ = std::exchange(other.s_, nullptr);
+        }
+        return *this;
+    }
+    ~socket_handle() { close(); }
+
+    void close() noexcept {
+        if (s_ != nullptr) {
+            close_socket(std::exchange(s_, nullptr));
+        }
+    }
+    [[nodiscard]] socket_state* get() const noexcept { return s_; }
+    [[nodiscard]] int fd() const noexcept { return s_ != nullptr ? s_->fd : -1; }
+
+private:
+    socket_state* s_ = nullptr;
+};
 
 // Takes ownership of a connected stream's descriptor: TCP_NODELAY (as
 // asyncio sets it: a small write goes out at once), and its state. On

@@ -13,6 +13,7 @@
 #include <braid/detail/frame_pool.hpp>
 
 #include <cstddef>
+#include <functional>
 #include <tuple>
 #include <utility>
 
@@ -35,6 +36,17 @@ struct bound_call {
     decltype(auto) operator()() { return std::apply(std::move(fn), std::move(args)); }
     F fn;
     std::tuple<Args...> args;
+};
+
+// Without arguments: f alone, so that a trivially copyable f (a lambda
+// capturing pointers and numbers) stays trivially copyable, and is moved
+// between threads by its bytes (see small_callable).
+template <class F>
+struct bound_call<F> {
+    template <class G>
+    explicit bound_call(G&& g) : fn(std::forward<G>(g)) {}
+    decltype(auto) operator()() { return std::invoke(std::move(fn)); }
+    F fn;
 };
 
 // A call_soon callback.

@@ -27,6 +27,8 @@
 // as long as this object.
 
 #include <braid/detail/loop/remote_wait.hpp>
+#include <braid/detail/ring_fifo.hpp>
+#include <braid/detail/small_callable.hpp>
 
 #include <atomic>
 #include <cerrno>
@@ -63,32 +65,17 @@ public:
     // A thread-safe call: c() runs on the loop's thread and may throw.
     template <class Call>
     static remote_item call(Call&& c) {
-        remote_item item;
-        item.emplace(std::forward<Call>(c));
-        return item;
+        return remote_item(std::forward<Call>(c));
     }
 
     // The wake-up of a remote wait: delivered at collection (see remote_wait).
-    static remote_item wake(remote_wait* w) noexcept {
-        remote_item item;
-        ::new (static_cast<void*>(item.storage_)) remote_wait*(w);
-        item.ops_ = &wake_ops;
-        return item;
-    }
+    static remote_item wake(remote_wait* w) noexcept { return remote_item(wake_call{w}); }
 
-    remote_item(remote_item&& other) noexcept : ops_(other.ops_) {
-        if (ops_ != nullptr) {
-            ops_->move(other.storage_, storage_);
-            other.ops_ = nullptr;
-        }
-    }
+    remote_item(remote_item&&) noexcept = default;
     remote_item& operator=(remote_item&& other) noexcept {
         if (this != &other) {
             reset();
-            if (other.ops_ != nullptr) {
-                other.ops_->move(other.storage_, storage_);
-                ops_ = std::exchange(other.ops_, nullptr);
-            }
+            callable_ = std::move(other.callable_);
         }
         return *this;
     }
@@ -96,124 +83,44 @@ public:
     remote_item& operator=(const remote_item&) = delete;
     ~remote_item() { reset(); }
 
-    [[nodiscard]] bool is_wake() const noexcept { return ops_ == &wake_ops; }
+    [[nodiscard]] bool is_wake() const noexcept { return callable_.holds<wake_call>(); }
     // Empties a wake-up item, handing over its reference.
     [[nodiscard]] remote_wait* take_wait() noexcept {
-        ops_ = nullptr;
-        return *std::launder(reinterpret_cast<remote_wait**>(storage_));
+        remote_wait* w = callable_.get<wake_call>().wait;
+        callable_.reset(); // trivial: the reference is not dropped
+        return w;
     }
 
     // Runs a call, once; the item is empty afterwards (also when it throws).
-    void run() {
-        const operations* ops = std::exchange(ops_, nullptr);
-        struct destroyer {
-            const operations* ops;
-            unsigned char* storage;
-            ~destroyer() { ops->destroy(storage); }
-        } done{ops, storage_};
-        ops->call(storage_);
-    }
+    void run() { callable_.call_once(); }
 
     // Lets go of what the item holds without running it (a wake-up drops
     // its reference).
     void reset() noexcept {
-        if (ops_ == &wake_ops) {
+        if (is_wake()) {
             take_wait()->release();
-        } else if (ops_ != nullptr) {
-            std::exchange(ops_, nullptr)->destroy(storage_);
+        } else {
+            callable_.reset();
         }
     }
 
 private:
-    struct operations {
-        void (*call)(void*);
-        void (*move)(void* from, void* to) noexcept; // leaves `from` destroyed
-        void (*destroy)(void*) noexcept;
+    // A wake-up is never called: the loop takes its wait out at collection.
+    struct wake_call {
+        remote_wait* wait;
+        void operator()() const noexcept {}
     };
-
-    template <class C>
-    static constexpr bool fits_inline =
-        sizeof(C) <= inline_size && alignof(C) <= alignof(std::max_align_t) &&
-        std::is_nothrow_move_constructible_v<C>;
+    using callable = small_callable<inline_size, false>;
 
     template <class Call>
-    void emplace(Call&& c) {
-        using C = std::decay_t<Call>;
-        if constexpr (fits_inline<C>) {
-            ::new (static_cast<void*>(storage_)) C(std::forward<Call>(c));
-            ops_ = &inline_ops<C>;
-        } else {
-            ::new (static_cast<void*>(storage_)) C*(new C(std::forward<Call>(c)));
-            ops_ = &heap_ops<C>;
-        }
-    }
+    explicit remote_item(Call&& c) : callable_(std::forward<Call>(c)) {}
 
-    template <class C>
-    static constexpr operations inline_ops{
-        [](void* p) { (*std::launder(static_cast<C*>(p)))(); },
-        [](void* from, void* to) noexcept {
-            C* source = std::launder(static_cast<C*>(from));
-            ::new (to) C(std::move(*source));
-            source->~C();
-        },
-        [](void* p) noexcept { std::launder(static_cast<C*>(p))->~C(); },
-    };
-
-    template <class C>
-    static constexpr operations heap_ops{
-        [](void* p) { (**static_cast<C**>(p))(); },
-        [](void* from, void* to) noexcept { *static_cast<C**>(to) = *static_cast<C**>(from); },
-        [](void* p) noexcept { delete *static_cast<C**>(p); },
-    };
-
-    static void wake_move(void* from, void* to) noexcept {
-        *static_cast<remote_wait**>(to) = *static_cast<remote_wait**>(from);
-    }
-    static constexpr operations wake_ops{nullptr, &wake_move, nullptr};
-
-    const operations* ops_ = nullptr;
-    alignas(std::max_align_t) unsigned char storage_[inline_size];
+    callable callable_;
 };
 
-// A FIFO of items in a ring that doubles when full and never shrinks: the
-// thread-safe calls the loop has collected and not yet run. Loop thread only.
-class remote_fifo {
-public:
-    [[nodiscard]] bool empty() const noexcept { return size_ == 0; }
-
-    // Makes room for n more pushes, so that they cannot throw.
-    void reserve_more(std::size_t n) {
-        if (size_ + n > slots_.size()) {
-            std::size_t capacity = slots_.empty() ? 16 : slots_.size();
-            while (capacity < size_ + n) {
-                capacity *= 2;
-            }
-            std::vector<remote_item> bigger(capacity);
-            for (std::size_t i = 0; i < size_; ++i) {
-                bigger[i] = std::move(slots_[(head_ + i) & (slots_.size() - 1)]);
-            }
-            slots_ = std::move(bigger);
-            head_ = 0;
-        }
-    }
-    // Precondition: room was reserved.
-    void push(remote_item&& item) noexcept {
-        slots_[(head_ + size_) & (slots_.size() - 1)] = std::move(item);
-        ++size_;
-    }
-    // Precondition: !empty().
-    remote_item pop() noexcept {
-        remote_item item = std::move(slots_[head_]);
-        head_ = (head_ + 1) & (slots_.size() - 1);
-        --size_;
-        return item;
-    }
-
-private:
-    std::vector<remote_item> slots_; // size is zero or a power of two
-    std::size_t head_ = 0;
-    std::size_t size_ = 0;
-};
+// The thread-safe calls the loop has collected and not yet run. Loop thread
+// only.
+using remote_fifo = ring_fifo<remote_item>;
 
 class remote_queue {
 public:

@@ -117,7 +117,7 @@ public:
 private:
     friend class detail::connect_awaiter;
     friend class detail::accept_awaiter;
-    explicit tcp_stream(detail::socket_state* s) noexcept : s_(s) {}
+    explicit tcp_stream(detail::socket_handle s) noexcept : s_(std::move(s)) {}
 
     detail::socket_state* checked(const char* function) const {
         if (s_.get() == nullptr) {
@@ -138,19 +138,14 @@ public:
     explicit connect_awaiter(const endpoint& e) noexcept : io_wait(&operation), where_(e) {}
     connect_awaiter(const connect_awaiter&) = delete;
     connect_awaiter& operator=(const connect_awaiter&) = delete;
-    ~connect_awaiter() {
-        forget();
-        if (s_ != nullptr) {
-            close_socket(s_);
-        }
-    }
+    ~connect_awaiter() { forget(); } // then s_ closes the socket, if no stream took it
 
     bool await_ready() {
         const int fd = ::socket(where_.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (fd < 0) {
             throw_socket_error(errno, operation.name, where_);
         }
-        s_ = adopt_stream(fd, where_);
+        s_ = socket_handle(adopt_stream(fd, where_));
         int code = ::connect(fd, &where_.address.any, where_.size()) == 0 ? 0 : errno;
         if (code == EINTR) {
             code = EINPROGRESS; // interrupted, the connection goes on in the background
@@ -173,7 +168,7 @@ public:
         if (error) {
             std::rethrow_exception(error);
         }
-        return tcp_stream(std::exchange(s_, nullptr));
+        return tcp_stream(std::move(s_));
     }
 
 private:
@@ -203,7 +198,7 @@ private:
     static constexpr io_operation operation{"braid::tcp_stream::connect", &perform_connect};
 
     endpoint where_;
-    socket_state* s_ = nullptr; // the socket, until the stream takes it
+    socket_handle s_; // the socket, until the stream takes it
 };
 
 // co_await listener.accept().
@@ -229,7 +224,7 @@ public:
         if (error) {
             std::rethrow_exception(error);
         }
-        return tcp_stream(adopt_stream(std::exchange(fd_, -1), peer_));
+        return tcp_stream(socket_handle(adopt_stream(std::exchange(fd_, -1), peer_)));
     }
 
 private:
@@ -318,7 +313,7 @@ public:
             throw;
         }
         s->ready = 0; // the registration on the first wait says whether one is queued
-        return tcp_listener(s);
+        return tcp_listener(detail::socket_handle(s));
     }
 
     // co_await it: the next connection. Throws std::system_error when the
@@ -337,7 +332,7 @@ public:
     [[nodiscard]] int native_handle() const noexcept { return s_.fd(); }
 
 private:
-    explicit tcp_listener(detail::socket_state* s) noexcept : s_(s) {}
+    explicit tcp_listener(detail::socket_handle s) noexcept : s_(std::move(s)) {}
 
     detail::socket_state* checked() const {
         if (s_.get() == nullptr) {

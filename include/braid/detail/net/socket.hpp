@@ -101,6 +101,8 @@ public:
         }
     }
     [[nodiscard]] socket_state* get() const noexcept { return s_; }
+    socket_state* operator->() const noexcept { return s_; }
+    socket_state& operator*() const noexcept { return *s_; }
     [[nodiscard]] int fd() const noexcept { return s_ != nullptr ? s_->fd : -1; }
 
 private:

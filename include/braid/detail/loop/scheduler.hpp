@@ -184,20 +184,25 @@ public:
 
     // Takes one reference to a created task and queues its first step.
     void spawn(promise_base& p) {
-        const std::uint32_t index = take_root_slot();
+        p.add_ref();
+        std::uint32_t index = 0;
         try {
-            ready_.push_back(ready_item::frame(p.self().address()));
+            index = take_root_slot();
+            try {
+                ready_.push_back(ready_item::frame(p.self().address()));
+            } catch (...) {
+                free_root_slot(index);
+                throw;
+            }
         } catch (...) {
-            free_root_slot(index);
+            (void)p.release(); // the caller's task object still owns it
             throw;
         }
         roots_[index] = reinterpret_cast<std::uintptr_t>(&p);
         p.root_index_ = index;
         p.sched_ = this;
         p.state_ = task_state::started;
-        p.spawned_ = true;
-        p.finish_rare_ = true;
-        p.add_ref();
+        p.set(promise_base::spawned_bit);
         if (tracer_ != nullptr) [[unlikely]] {
             tracer_->on_spawn(&p, p.name(), now());
         }

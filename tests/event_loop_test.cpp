@@ -117,6 +117,35 @@ TEST_CASE("destroying a loop frees its unfinished tasks without running them", "
     CHECK_FALSE(callback_ran);
 }
 
+TEST_CASE("thousands of spawned tasks, some finished and their places taken by new ones, are "
+          "all run or freed",
+          "[loop][lifetime]") {
+    // More tasks than fit in one block of the loop's table of spawned tasks,
+    // so that finishing frees places in several blocks and new tasks reuse
+    // them before the table grows.
+    counted::reset();
+    int finished = 0;
+    {
+        braid::event_loop loop;
+        for (int i = 0; i < 1500; ++i) {
+            loop.spawn(steps(i % 4, counted{}).add_done_callback([&](auto&) { ++finished; }));
+        }
+        // Three passes: the tasks of 0, 1 and 2 steps finish, those of 3 do not.
+        loop.run_until_complete([]() -> braid::task<> {
+            co_await braid::yield();
+            co_await braid::yield();
+        }());
+        CHECK(finished == 1125);
+        CHECK(counted::alive == 375);
+        for (int i = 0; i < 1700; ++i) {
+            loop.spawn(steps(100, counted{}));
+        }
+        CHECK(counted::alive == 2075);
+    }
+    CHECK(counted::alive == 0);
+    CHECK(finished == 1125);
+}
+
 TEST_CASE("a task with 65,535 owners refuses another with a usage_error", "[loop][lifetime]") {
     // Only task objects kept from done callbacks can make so many owners.
     braid::event_loop loop;

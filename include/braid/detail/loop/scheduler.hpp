@@ -46,6 +46,7 @@
 #include <braid/detail/loop/remote_queue.hpp>
 #include <braid/detail/loop/remote_wait.hpp>
 #include <braid/detail/loop/ring_queue.hpp>
+#include <braid/detail/loop/root_table.hpp>
 #include <braid/detail/loop/timer_queue.hpp>
 #include <braid/detail/loop/wait_point.hpp>
 #include <braid/detail/task_core.hpp>
@@ -187,18 +188,18 @@ public:
         p.add_ref();
         std::uint32_t index = 0;
         try {
-            index = take_root_slot();
+            index = roots_.take();
             try {
                 ready_.push_back(ready_item::frame(p.self().address()));
             } catch (...) {
-                free_root_slot(index);
+                roots_.release(index);
                 throw;
             }
         } catch (...) {
             (void)p.release(); // the caller's task object still owns it
             throw;
         }
-        roots_[index] = reinterpret_cast<std::uintptr_t>(&p);
+        roots_.set(index, &p);
         p.root_index_ = index;
         p.sched_ = this;
         p.state_ = task_state::started;
@@ -217,9 +218,7 @@ public:
     // throw.
     void reserve_spawns(std::size_t n) {
         ready_.reserve_more(n);
-        if (free_slots_ < n) {
-            roots_.reserve(roots_.size() + n - free_slots_);
-        }
+        roots_.reserve(n);
     }
 
     // A task that waited for something outside the loop (a timer, another
@@ -410,37 +409,7 @@ private:
         }
     }
 
-    // A slot in roots_ for a task being spawned: the first free one (free
-    // slots form a list through the vector itself), or a new one.
-    std::uint32_t take_root_slot() {
-        if (free_head_ != no_slot) {
-            const std::uint32_t index = free_head_;
-            free_head_ = static_cast<std::uint32_t>(roots_[index] >> 1);
-            --free_slots_;
-            return index;
-        }
-        roots_.push_back(free_link(no_slot));
-        return static_cast<std::uint32_t>(roots_.size() - 1);
-    }
-
-    // Returns a slot to the free list: nothing to allocate, so it cannot fail.
-    void free_root_slot(std::uint32_t index) noexcept {
-        roots_[index] = free_link(free_head_);
-        free_head_ = index;
-        ++free_slots_;
-    }
-
-    void unlink(promise_base& p) noexcept { free_root_slot(p.root_index_); }
-
-    // A free slot holds the index of the next one, shifted, with the lowest
-    // bit set (a task's address has it clear).
-    static constexpr std::uint32_t no_slot = 0xffff'ffff;
-    static constexpr std::uintptr_t free_link(std::uint32_t next) noexcept {
-        return (static_cast<std::uintptr_t>(next) << 1) | 1;
-    }
-    static promise_base* root_at(std::uintptr_t entry) noexcept {
-        return (entry & 1) != 0 ? nullptr : reinterpret_cast<promise_base*>(entry);
-    }
+    void unlink(promise_base& p) noexcept { roots_.release(p.root_index_); }
 
     // --- the world outside (scheduler_impl.hpp) --------------------------------
 
@@ -526,12 +495,8 @@ private:
     ring_queue<ready_item> ready_;
     std::coroutine_handle<> next_;    // trampoline: resume this next, same round
     std::coroutine_handle<> dispose_; // trampoline: a finished frame nobody owns
-    // The spawned, unfinished tasks this loop owns, at their root_index_
-    // (or a free slot's link, see free_link). Finishing a task
-    // touches its own slot only, not other tasks' frames.
-    std::vector<std::uintptr_t> roots_;
-    std::uint32_t free_head_ = no_slot; // the first free slot in roots_
-    std::uint32_t free_slots_ = 0;
+    // The spawned, unfinished tasks this loop owns, at their root_index_.
+    root_table roots_;
     std::uint64_t rounds_ = 0;
     unsigned inline_depth_ = 0; // children being started by nested calls
     std::vector<std::exception_ptr> pending_;

@@ -66,12 +66,12 @@ inline scheduler::~scheduler() {
     //    timer made) is dropped too, in the next round of this loop.
     for (;;) {
         bool dropped = false;
-        for (std::size_t i = 0; i < roots_.size(); ++i) {
-            promise_base* const root = root_at(roots_[i]);
+        for (std::size_t i = 0; i < roots_.used(); ++i) {
+            promise_base* const root = roots_.at(i);
             if (root == nullptr) {
                 continue;
             }
-            free_root_slot(static_cast<std::uint32_t>(i));
+            roots_.release(static_cast<std::uint32_t>(i));
             dropped = true;
             promise_base& p = *root;
             p.clear(promise_base::spawned_bit);

@@ -80,14 +80,21 @@ struct loop_link {
 class dynamic_policy {
 public:
     virtual ~dynamic_policy() = default;
-    virtual placement on_yield(const yield_info& info) = 0;
+    // The parts of a yield_info rather than a reference to one, see
+    // scheduler::ask_policy.
+    virtual placement on_yield(std::coroutine_handle<> coroutine, std::uint64_t round,
+                               std::size_t ready) = 0;
 };
 
 template <class Policy>
 class dynamic_policy_for final : public dynamic_policy {
 public:
     explicit dynamic_policy_for(Policy policy) : policy_(std::move(policy)) {}
-    placement on_yield(const yield_info& info) override { return policy_.on_yield(info); }
+    placement on_yield(std::coroutine_handle<> coroutine, std::uint64_t round,
+                       std::size_t ready) override {
+        return policy_.on_yield(yield_info{coroutine, round, ready});
+    }
+    Policy& policy() noexcept { return policy_; }
 
 private:
     Policy policy_;
@@ -343,12 +350,18 @@ private:
     // virtual, and it is inlined); any other through the virtual call.
     BRAID_DETAIL_HOT_INLINE placement ask_policy(std::coroutine_handle<> h) {
         // One yield_info per branch, so that what step_slice does not read
-        // (the size of the queue) is not computed for it.
+        // (the size of the queue) is not computed for it. The virtual call
+        // takes the fields, not a yield_info: this is inlined into every task
+        // body that yields, and clang 16 kept a yield_info whose address the
+        // call took in the coroutine frame, as if it lived across the
+        // suspension (24 bytes more in every such frame, even with a constant
+        // policy that never comes here). step_slice's on_yield is inlined, so
+        // its yield_info has no address.
         if (mode_ == yield_mode::slice) {
-            return static_cast<dynamic_policy_for<step_slice>&>(*dynamic_).on_yield(
+            return static_cast<dynamic_policy_for<step_slice>&>(*dynamic_).policy().on_yield(
                 yield_info{h, rounds_, ready_.size()});
         }
-        return dynamic_->on_yield(yield_info{h, rounds_, ready_.size()});
+        return dynamic_->on_yield(h, rounds_, ready_.size());
     }
 
     // Gives every pending exception to the handler; without a handler, the

@@ -117,6 +117,60 @@ TEST_CASE("destroying a loop frees its unfinished tasks without running them", "
     CHECK_FALSE(callback_ran);
 }
 
+TEST_CASE("thousands of spawned tasks, some finished and their places taken by new ones, are "
+          "all run or freed",
+          "[loop][lifetime]") {
+    // More tasks than fit in one block of the loop's table of spawned tasks,
+    // so that finishing frees places in several blocks and new tasks reuse
+    // them before the table grows.
+    counted::reset();
+    int finished = 0;
+    {
+        braid::event_loop loop;
+        for (int i = 0; i < 1500; ++i) {
+            loop.spawn(steps(i % 4, counted{}).add_done_callback([&](auto&) { ++finished; }));
+        }
+        // Three passes: the tasks of 0, 1 and 2 steps finish, those of 3 do not.
+        loop.run_until_complete([]() -> braid::task<> {
+            co_await braid::yield();
+            co_await braid::yield();
+        }());
+        CHECK(finished == 1125);
+        CHECK(counted::alive == 375);
+        for (int i = 0; i < 1700; ++i) {
+            loop.spawn(steps(100, counted{}));
+        }
+        CHECK(counted::alive == 2075);
+    }
+    CHECK(counted::alive == 0);
+    CHECK(finished == 1125);
+}
+
+TEST_CASE("a task with 65,535 owners refuses another with a usage_error", "[loop][lifetime]") {
+    // Only task objects kept from done callbacks can make so many owners.
+    braid::event_loop loop;
+    std::vector<std::string> errors;
+    loop.set_exception_handler([&](std::exception_ptr e) {
+        try {
+            std::rethrow_exception(e);
+        } catch (const braid::usage_error& ex) {
+            errors.emplace_back(ex.what());
+        }
+    });
+    std::vector<braid::task<int>> kept;
+    auto t = steps(0, counted{});
+    for (int i = 0; i < 65'535; ++i) {
+        t.add_done_callback([&](braid::task<int>& view) { kept.push_back(std::move(view)); });
+    }
+    loop.spawn(t);
+    loop.run();
+    // t, the loop while the task ran, and 65,533 kept views.
+    CHECK(kept.size() == 65'533);
+    REQUIRE(errors.size() == 2);
+    CHECK_THAT(errors[0], contains("at most 65,535 owners"));
+    CHECK(kept.back().result() == 0);
+}
+
 TEST_CASE("a task kept by the caller outlives its destroyed loop as an abandoned task",
           "[loop][lifetime]") {
     counted::reset();

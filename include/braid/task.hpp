@@ -224,8 +224,9 @@ private:
 
     explicit task(handle_type h) noexcept : h_(h) {}
 
-    // A second owner of a frame (for done callbacks).
-    static task borrow(handle_type h) noexcept {
+    // A second owner of a frame (for done callbacks). Throws usage_error
+    // when the frame has too many owners (see promise_base::add_ref).
+    static task borrow(handle_type h) {
         h.promise().add_ref();
         return task(h);
     }

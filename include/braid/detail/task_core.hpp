@@ -27,6 +27,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <exception>
+#include <memory>
 #include <stop_token>
 #include <string>
 #include <string_view>
@@ -41,10 +42,12 @@ class promise_base;
 void destroy_frame(promise_base& p) noexcept;
 
 enum class task_state : std::uint8_t {
-    created,   // frame made, body not started (tasks are lazy)
-    started,   // spawned on a loop, or started by a co_await; not finished
-    done,      // finished with a value or an exception
-    abandoned, // its loop was destroyed before it finished: it never will
+    created,        // frame made, body not started (tasks are lazy)
+    started,        // spawned on a loop, or started by a co_await; not finished
+    running_inline, // started and running inside its awaiter's await_suspend, not
+                    // yet suspended (it returns there when it finishes)
+    done,           // finished with a value or an exception
+    abandoned,      // its loop was destroyed before it finished: it never will
 };
 
 // A type-erased done callback. invoke runs it with the task whose frame is
@@ -90,11 +93,14 @@ struct suspension {
 
 class promise_base {
 public:
-    promise_base() noexcept = default;
+    promise_base() noexcept : waiting_on_(nullptr) {}
     promise_base(const promise_base&) = delete;
     promise_base& operator=(const promise_base&) = delete;
 
     ~promise_base() {
+        if (has(failed_bit)) {
+            exception_.~exception_ptr();
+        }
         if (extras_ != nullptr) {
             // The task never finished (its loop or last owner dropped it):
             // its callbacks never run.
@@ -124,12 +130,11 @@ public:
     initial_awaiter initial_suspend() noexcept { return {this}; }
 
     void unhandled_exception() noexcept {
-        exception_ = std::current_exception();
-        finish_rare_ = true;
+        set_error(std::current_exception());
         try {
             throw;
         } catch (const cancelled&) {
-            ended_cancelled_ = true;
+            set(ended_cancelled_bit);
         } catch (...) { // any other failure: kept in exception_
         }
     }
@@ -142,13 +147,12 @@ public:
     // At every braid co_await's resumption: a pending cancellation is
     // delivered, once, as braid::cancelled.
     void check_cancel() {
-        if (cancel_pending_) [[unlikely]] {
-            cancel_pending_ = false;
-            throw cancelled{};
+        if (has(cancel_pending_bit)) [[unlikely]] {
+            deliver_cancel();
         }
     }
-    [[nodiscard]] bool cancel_pending() const noexcept { return cancel_pending_; }
-    [[nodiscard]] bool ended_cancelled() const noexcept { return ended_cancelled_; }
+    [[nodiscard]] bool cancel_pending() const noexcept { return has(cancel_pending_bit); }
+    [[nodiscard]] bool ended_cancelled() const noexcept { return has(ended_cancelled_bit); }
     // Asks the task to stop. Defined in scheduler_impl.hpp.
     bool request_cancel();
     // The task's stop token, requested when the task is cancelled.
@@ -156,7 +160,7 @@ public:
         task_extras& e = extras();
         if (!e.stop.stop_possible()) {
             e.stop = std::stop_source();
-            if (cancel_requested_) {
+            if (has(cancel_requested_bit)) {
                 e.stop.request_stop();
             }
         }
@@ -166,16 +170,27 @@ public:
     // State, for task and the scheduler.
     [[nodiscard]] task_state state() const noexcept { return state_; }
     void rethrow_if_failed() const {
-        if (exception_) {
+        if (has(failed_bit)) [[unlikely]] {
             std::rethrow_exception(exception_);
         }
     }
-    [[nodiscard]] bool failed() const noexcept { return static_cast<bool>(exception_); }
-    [[nodiscard]] const std::exception_ptr& error() const noexcept { return exception_; }
+    [[nodiscard]] bool failed() const noexcept { return has(failed_bit); }
+    // The exception the task ended with, or a null one.
+    [[nodiscard]] std::exception_ptr error() const noexcept {
+        return has(failed_bit) ? exception_ : std::exception_ptr();
+    }
     [[nodiscard]] scheduler* owner() const noexcept { return sched_; }
 
-    // Owners: task objects and the loop.
-    void add_ref() noexcept { ++refs_; }
+    // Owners: task objects and the loop. Throws usage_error when the count
+    // would overflow (only task objects kept from done callbacks can get
+    // there: a task object is move-only).
+    void add_ref() {
+        if (refs_ == max_refs) [[unlikely]] {
+            throw usage_error("braid::task: a task has at most 65,535 owners (task objects "
+                              "kept from its done callbacks, and its loop); drop some");
+        }
+        ++refs_;
+    }
     // Drops one owner; frees the frame when it was the last.
     void release_and_destroy() noexcept {
         if (release()) {
@@ -207,6 +222,11 @@ public:
 
     // Used by the awaiter of a task: the coroutine that awaits it.
     [[nodiscard]] bool awaited() const noexcept { return static_cast<bool>(continuation_); }
+    // What the task waits for while it is suspended (null when nothing a
+    // cancellation must reach, or once the task has finished).
+    [[nodiscard]] suspension* waiting_on() const noexcept {
+        return has(failed_bit) ? nullptr : waiting_on_;
+    }
     // For the awaiter's await_suspend: registers the awaiting coroutine and,
     // if this task has not started, starts it on the awaiting task's loop.
     // Returns false when the task finished at once, so the awaiting coroutine
@@ -236,30 +256,71 @@ private:
     task_extras& extras() {
         if (extras_ == nullptr) {
             extras_ = new task_extras();
-            finish_rare_ = true;
+            set(extras_bit);
         }
         return *extras_;
     }
+
+    // Out of line, so that the check at every resumption stays a test and a
+    // branch (inline, clang kept the flags in a register for the store here,
+    // and saved two more registers in every task body).
+    [[noreturn]] BRAID_DETAIL_NOINLINE void deliver_cancel() {
+        clear(cancel_pending_bit);
+        throw cancelled{};
+    }
+
+    // The task ended with `error`. Precondition: it is not suspended (so
+    // waiting_on_ is null, and its storage is free) and has no error yet.
+    void set_error(std::exception_ptr error) noexcept {
+        std::construct_at(&exception_, std::move(error));
+        set(failed_bit);
+    }
+
+    // Flags, one bit each.
+    static constexpr std::uint8_t spawned_bit = 1;        // the loop owns a reference
+    static constexpr std::uint8_t failed_bit = 2;         // ended with an exception (exception_)
+    static constexpr std::uint8_t extras_bit = 4;         // extras_ is allocated
+    static constexpr std::uint8_t cancel_pending_bit = 8; // delivered at the next braid co_await
+    static constexpr std::uint8_t cancel_requested_bit =
+        16; // cancel() was called: the stop token says so
+    static constexpr std::uint8_t ended_cancelled_bit = 32; // finished with braid::cancelled
+    // finish() takes its slow path when one of these is set: the task is
+    // spawned, failed, or has extras (callbacks, maybe).
+    static constexpr std::uint8_t finish_rare_bits = spawned_bit | failed_bit | extras_bit;
+    static constexpr std::uint16_t max_refs = 0xffff;
+
+    [[nodiscard]] bool has(std::uint8_t bits) const noexcept { return (flags_ & bits) != 0; }
+    void set(std::uint8_t bits) noexcept { flags_ = static_cast<std::uint8_t>(flags_ | bits); }
+    void clear(std::uint8_t bits) noexcept { flags_ = static_cast<std::uint8_t>(flags_ & ~bits); }
 
     // A task never started finishes as cancelled at once (its callbacks run
     // now; the first exception one of them throws leaves request_cancel).
     void finish_unstarted_cancelled();
 
+    // 40 bytes (with 8-byte pointers): every byte here is in every frame,
+    // and frames come in 16-byte size classes (frame_pool.hpp). With g++ 12
+    // the benchmark's yielding task (16 bytes of resume/destroy pointers,
+    // this, and 48 of locals and awaiters) takes a 112-byte chunk, where a
+    // 56-byte promise took 128; with clang 16 (16 + 40 + 16), 80 instead of
+    // 96. Hence the union and the narrow fields.
     std::coroutine_handle<> continuation_; // the coroutine awaiting this task
     scheduler* sched_ = nullptr;           // the loop running this task, once started
     task_extras* extras_ = nullptr;
-    suspension* waiting_on_ = nullptr; // what the suspended task waits for
-    std::exception_ptr exception_;
-    std::uint32_t refs_ = 1;       // the task object get_return_object makes
+    // Until the task finishes, what it waits for while suspended; once it
+    // has failed (failed_bit), its exception. A failing task is running, not
+    // suspended, so the two are never needed at once.
+    union {
+        suspension* waiting_on_;
+        std::exception_ptr exception_;
+    };
     std::uint32_t root_index_ = 0; // where the loop lists it, while spawned
+    std::uint16_t refs_ = 1;       // the task object get_return_object makes
     task_state state_ = task_state::created;
-    bool spawned_ = false;          // the loop owns a reference
-    bool started_inline_ = false;   // being run by its awaiter's await_suspend
-    bool finish_rare_ = false;      // spawned, failed or has extras: see finish()
-    bool cancel_pending_ = false;   // cancelled; delivered at the next braid co_await
-    bool cancel_requested_ = false; // cancel() was called: the stop token says so
-    bool ended_cancelled_ = false;  // finished with braid::cancelled
+    std::uint8_t flags_ = 0; // the *_bit flags above
 };
+
+static_assert(sizeof(void*) != 8 || sizeof(promise_base) == 40,
+              "promise_base is in every frame: keep it at 40 bytes (see its fields)");
 
 // --- Destroying frames ------------------------------------------------------
 //

@@ -46,6 +46,7 @@
 #include <braid/detail/loop/remote_queue.hpp>
 #include <braid/detail/loop/remote_wait.hpp>
 #include <braid/detail/loop/ring_queue.hpp>
+#include <braid/detail/loop/root_table.hpp>
 #include <braid/detail/loop/timer_queue.hpp>
 #include <braid/detail/loop/wait_point.hpp>
 #include <braid/detail/task_core.hpp>
@@ -79,14 +80,21 @@ struct loop_link {
 class dynamic_policy {
 public:
     virtual ~dynamic_policy() = default;
-    virtual placement on_yield(const yield_info& info) = 0;
+    // The parts of a yield_info rather than a reference to one, see
+    // scheduler::ask_policy.
+    virtual placement on_yield(std::coroutine_handle<> coroutine, std::uint64_t round,
+                               std::size_t ready) = 0;
 };
 
 template <class Policy>
 class dynamic_policy_for final : public dynamic_policy {
 public:
     explicit dynamic_policy_for(Policy policy) : policy_(std::move(policy)) {}
-    placement on_yield(const yield_info& info) override { return policy_.on_yield(info); }
+    placement on_yield(std::coroutine_handle<> coroutine, std::uint64_t round,
+                       std::size_t ready) override {
+        return policy_.on_yield(yield_info{coroutine, round, ready});
+    }
+    Policy& policy() noexcept { return policy_; }
 
 private:
     Policy policy_;
@@ -184,20 +192,25 @@ public:
 
     // Takes one reference to a created task and queues its first step.
     void spawn(promise_base& p) {
-        const std::uint32_t index = take_root_slot();
+        p.add_ref();
+        std::uint32_t index = 0;
         try {
-            ready_.push_back(ready_item::frame(p.self().address()));
+            index = roots_.take();
+            try {
+                ready_.push_back(ready_item::frame(p.self().address()));
+            } catch (...) {
+                roots_.release(index);
+                throw;
+            }
         } catch (...) {
-            free_root_slot(index);
+            (void)p.release(); // the caller's task object still owns it
             throw;
         }
-        roots_[index] = reinterpret_cast<std::uintptr_t>(&p);
+        roots_.set(index, &p);
         p.root_index_ = index;
         p.sched_ = this;
         p.state_ = task_state::started;
-        p.spawned_ = true;
-        p.finish_rare_ = true;
-        p.add_ref();
+        p.set(promise_base::spawned_bit);
         if (tracer_ != nullptr) [[unlikely]] {
             tracer_->on_spawn(&p, p.name(), now());
         }
@@ -212,9 +225,7 @@ public:
     // throw.
     void reserve_spawns(std::size_t n) {
         ready_.reserve_more(n);
-        if (free_slots_ < n) {
-            roots_.reserve(roots_.size() + n - free_slots_);
-        }
+        roots_.reserve(n);
     }
 
     // A task that waited for something outside the loop (a timer, another
@@ -339,12 +350,18 @@ private:
     // virtual, and it is inlined); any other through the virtual call.
     BRAID_DETAIL_HOT_INLINE placement ask_policy(std::coroutine_handle<> h) {
         // One yield_info per branch, so that what step_slice does not read
-        // (the size of the queue) is not computed for it.
+        // (the size of the queue) is not computed for it. The virtual call
+        // takes the fields, not a yield_info: this is inlined into every task
+        // body that yields, and clang 16 kept a yield_info whose address the
+        // call took in the coroutine frame, as if it lived across the
+        // suspension (24 bytes more in every such frame, even with a constant
+        // policy that never comes here). step_slice's on_yield is inlined, so
+        // its yield_info has no address.
         if (mode_ == yield_mode::slice) {
-            return static_cast<dynamic_policy_for<step_slice>&>(*dynamic_).on_yield(
+            return static_cast<dynamic_policy_for<step_slice>&>(*dynamic_).policy().on_yield(
                 yield_info{h, rounds_, ready_.size()});
         }
-        return dynamic_->on_yield(yield_info{h, rounds_, ready_.size()});
+        return dynamic_->on_yield(h, rounds_, ready_.size());
     }
 
     // Gives every pending exception to the handler; without a handler, the
@@ -405,37 +422,7 @@ private:
         }
     }
 
-    // A slot in roots_ for a task being spawned: the first free one (free
-    // slots form a list through the vector itself), or a new one.
-    std::uint32_t take_root_slot() {
-        if (free_head_ != no_slot) {
-            const std::uint32_t index = free_head_;
-            free_head_ = static_cast<std::uint32_t>(roots_[index] >> 1);
-            --free_slots_;
-            return index;
-        }
-        roots_.push_back(free_link(no_slot));
-        return static_cast<std::uint32_t>(roots_.size() - 1);
-    }
-
-    // Returns a slot to the free list: nothing to allocate, so it cannot fail.
-    void free_root_slot(std::uint32_t index) noexcept {
-        roots_[index] = free_link(free_head_);
-        free_head_ = index;
-        ++free_slots_;
-    }
-
-    void unlink(promise_base& p) noexcept { free_root_slot(p.root_index_); }
-
-    // A free slot holds the index of the next one, shifted, with the lowest
-    // bit set (a task's address has it clear).
-    static constexpr std::uint32_t no_slot = 0xffff'ffff;
-    static constexpr std::uintptr_t free_link(std::uint32_t next) noexcept {
-        return (static_cast<std::uintptr_t>(next) << 1) | 1;
-    }
-    static promise_base* root_at(std::uintptr_t entry) noexcept {
-        return (entry & 1) != 0 ? nullptr : reinterpret_cast<promise_base*>(entry);
-    }
+    void unlink(promise_base& p) noexcept { roots_.release(p.root_index_); }
 
     // --- the world outside (scheduler_impl.hpp) --------------------------------
 
@@ -521,12 +508,8 @@ private:
     ring_queue<ready_item> ready_;
     std::coroutine_handle<> next_;    // trampoline: resume this next, same round
     std::coroutine_handle<> dispose_; // trampoline: a finished frame nobody owns
-    // The spawned, unfinished tasks this loop owns, at their root_index_
-    // (or a free slot's link, see free_link). Finishing a task
-    // touches its own slot only, not other tasks' frames.
-    std::vector<std::uintptr_t> roots_;
-    std::uint32_t free_head_ = no_slot; // the first free slot in roots_
-    std::uint32_t free_slots_ = 0;
+    // The spawned, unfinished tasks this loop owns, at their root_index_.
+    root_table roots_;
     std::uint64_t rounds_ = 0;
     unsigned inline_depth_ = 0; // children being started by nested calls
     std::vector<std::exception_ptr> pending_;

@@ -322,32 +322,34 @@ inline void join::apply_rule(std::size_t index) noexcept {
     if (shared_) {
         free_slots_.push_back(index); // room was made by start_one
     }
-    const bool failed = child.failed();
+    if (!child.failed()) [[likely]] {
+        // A success matters to `any` only (an orphaned group has no winner).
+        if (rule_ == rule::any && winner_ == no_winner) {
+            winner_ = index;
+            cancel_children();
+        }
+        return;
+    }
     const bool cancelled = child.ended_cancelled();
     if (orphaned_loop_ != nullptr) {
         // The group is gone: nobody else will look at this child's failure.
-        if (failed && !cancelled) {
+        if (!cancelled) {
             orphaned_loop_->report(child.error());
         }
         return;
     }
     switch (rule_) {
     case rule::all:
-        if (failed && !error_) {
+        if (!error_) {
             error_ = child.error();
             cancel_children();
         }
         break;
     case rule::any:
-        if (!failed && winner_ == no_winner) {
-            winner_ = index;
-            cancel_children();
-        } else if (failed) {
-            error_ = child.error();
-        }
+        error_ = child.error();
         break;
     case rule::group:
-        if (failed && !cancelled && !error_) {
+        if (!cancelled && !error_) {
             error_ = child.error();
             cancel_children();
         }

@@ -87,6 +87,94 @@ TEST_CASE("when_all gives every result, in order, once all have finished", "[whe
     loop.run_until_complete(body());
 }
 
+TEST_CASE("a child's own done callbacks run, in the order they were added, before and after "
+          "the group or when_all learns of its ending",
+          "[when_all][task_group]") {
+    braid::manual_clock clock;
+    braid::event_loop loop{braid::interleaved, clock};
+    std::vector<std::string> seen;
+    auto body = [&]() -> braid::task<> {
+        braid::task_group group{loop};
+        braid::task<int> kept = after(1s, 7);
+        kept.add_done_callback([&](braid::task<int>& t) {
+            seen.push_back("before spawn: " + std::to_string(t.result()) + ", " +
+                           std::to_string(group.running()) + " running");
+        });
+        group.spawn(kept);
+        kept.add_done_callback([&](braid::task<int>& t) {
+            seen.push_back("after spawn: " + std::to_string(t.result()) + ", " +
+                           std::to_string(group.running()) + " running");
+        });
+        group.spawn(after(2s, 1));
+        co_await group.wait();
+
+        braid::task<int> first = after(1s, 3);
+        first.add_done_callback([&](braid::task<int>& t) {
+            seen.push_back("when_all child: " + std::to_string(t.result()));
+        });
+        auto [a, b] = co_await braid::when_all(std::move(first), after(2s, 4));
+        CHECK(a == 3);
+        CHECK(b == 4);
+    };
+    loop.run_until_complete(body());
+    CHECK(seen == std::vector<std::string>{"before spawn: 7, 2 running",
+                                           "after spawn: 7, 1 running", "when_all child: 3"});
+}
+
+TEST_CASE("destroying a loop while when_all waits frees the when_all and every child, with their "
+          "callbacks, without running them",
+          "[when_all][lifetime]") {
+    braid_test::counted::reset();
+    braid::manual_clock clock;
+    int callbacks_run = 0;
+    auto child = [](braid_test::counted, int v) -> braid::task<int> {
+        co_await braid::sleep_for(1h);
+        co_return v;
+    };
+    auto all = [&]() -> braid::task<std::vector<int>> {
+        std::vector<braid::task<int>> tasks;
+        for (int i = 0; i < 6; ++i) {
+            tasks.push_back(child(braid_test::counted{}, i));
+            if (i % 2 == 0) {
+                tasks.back().add_done_callback([&](braid::task<int>&) { ++callbacks_run; });
+            }
+        }
+        braid::task<std::vector<int>> waiting = braid::when_all(std::move(tasks));
+        co_return co_await std::move(waiting);
+    };
+    auto started = []() -> braid::task<> { co_return; };
+    SECTION("only the loop owns the when_all") {
+        {
+            braid::event_loop loop{braid::interleaved, clock};
+            loop.spawn(all());
+            loop.spawn(
+                braid::when_all(child(braid_test::counted{}, 1), child(braid_test::counted{}, 2)));
+            loop.run_until_complete(started());
+        }
+        CHECK(braid_test::counted::alive == 0);
+    }
+    SECTION("the caller keeps the when_all past the loop") {
+        std::optional<braid::task<std::vector<int>>> kept;
+        std::optional<braid::task<std::tuple<int, int>>> pair;
+        {
+            braid::event_loop loop{braid::interleaved, clock};
+            kept.emplace(all());
+            pair.emplace(
+                braid::when_all(child(braid_test::counted{}, 1), child(braid_test::counted{}, 2)));
+            loop.spawn(*kept);
+            loop.spawn(*pair);
+            loop.run_until_complete(started());
+        }
+        // The loop let go of everything; the when_alls (and so their children) are left to
+        // their objects.
+        CHECK(braid_test::counted::alive == 8);
+        kept.reset();
+        pair.reset();
+        CHECK(braid_test::counted::alive == 0);
+    }
+    CHECK(callbacks_run == 0);
+}
+
 TEST_CASE("when_all: the first failure cancels the others, which are awaited, then it is "
           "rethrown",
           "[when_all][errors]") {

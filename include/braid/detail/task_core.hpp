@@ -98,18 +98,23 @@ public:
     promise_base& operator=(const promise_base&) = delete;
 
     ~promise_base() {
-        if (has(failed_bit)) {
-            exception_.~exception_ptr();
-        }
-        if (extras_ != nullptr) {
-            // The task never finished (its loop or last owner dropped it):
-            // its callbacks never run.
-            for (callback_node* n = extras_->first; n != nullptr;) {
-                callback_node* next = n->next;
-                n->destroy(n);
-                n = next;
+        // One test on the path of a plain task that succeeded.
+        if (has(failed_bit | watch_bit | extras_bit)) [[unlikely]] {
+            if (has(failed_bit)) {
+                exception_.~exception_ptr();
             }
-            delete extras_;
+            // If the task never finished (its loop or last owner dropped
+            // it), its callbacks never run.
+            if (has(watch_bit)) {
+                watch_->destroy(watch_);
+            } else if (has(extras_bit)) {
+                for (callback_node* n = extras_->first; n != nullptr;) {
+                    callback_node* next = n->next;
+                    n->destroy(n);
+                    n = next;
+                }
+                delete extras_;
+            }
         }
     }
 
@@ -202,7 +207,7 @@ public:
 
     // Name, for logs.
     [[nodiscard]] std::string_view name() const noexcept {
-        return extras_ != nullptr ? std::string_view(extras_->name) : std::string_view();
+        return has(extras_bit) ? std::string_view(extras_->name) : std::string_view();
     }
     void set_name(std::string name) { extras().name = std::move(name); }
 
@@ -219,6 +224,23 @@ public:
     }
     // Makes sure append_callback will not need to allocate.
     void reserve_callbacks() { (void)extras(); }
+    [[nodiscard]] bool has_callbacks() const noexcept {
+        return has(watch_bit) || (has(extras_bit) && extras_->first != nullptr);
+    }
+    // A join's done callback (when_all, when_any, wait_for, task_group): the
+    // first callback of a task that has no task_extras is held in their
+    // slot, so that watching a child allocates none; when the task needs
+    // extras later, the watch becomes the first of their callbacks. Never
+    // allocates. Precondition: nothing watches the task yet (a task belongs
+    // to one join).
+    void add_watch(callback_node* node) noexcept {
+        if (has(extras_bit)) {
+            append_callback(node);
+        } else {
+            watch_ = node;
+            set(watch_bit);
+        }
+    }
 
     // Used by the awaiter of a task: the coroutine that awaits it.
     [[nodiscard]] bool awaited() const noexcept { return static_cast<bool>(continuation_); }
@@ -254,11 +276,36 @@ private:
     void finish_rare(scheduler& s) noexcept;
 
     task_extras& extras() {
-        if (extras_ == nullptr) {
-            extras_ = new task_extras();
+        if (!has(extras_bit)) {
+            auto* e = new task_extras();
+            if (has(watch_bit)) {
+                e->first = e->last = watch_; // registered first, runs first
+                clear(watch_bit);
+            }
+            extras_ = e;
             set(extras_bit);
         }
         return *extras_;
+    }
+    [[nodiscard]] task_extras* extras_if_made() const noexcept {
+        return has(extras_bit) ? extras_ : nullptr;
+    }
+    // The next done callback to run, taken off the task (in the order they
+    // were added), or null.
+    callback_node* pop_callback() noexcept {
+        if (has(watch_bit)) {
+            clear(watch_bit);
+            return std::exchange(watch_, nullptr);
+        }
+        if (!has(extras_bit) || extras_->first == nullptr) {
+            return nullptr;
+        }
+        callback_node* n = extras_->first;
+        extras_->first = n->next;
+        if (extras_->first == nullptr) {
+            extras_->last = nullptr;
+        }
+        return n;
     }
 
     // Out of line, so that the check at every resumption stays a test and a
@@ -284,9 +331,11 @@ private:
     static constexpr std::uint8_t cancel_requested_bit =
         16; // cancel() was called: the stop token says so
     static constexpr std::uint8_t ended_cancelled_bit = 32; // finished with braid::cancelled
+    static constexpr std::uint8_t watch_bit = 64; // watch_ holds a join's watch (add_watch)
     // finish() takes its slow path when one of these is set: the task is
-    // spawned, failed, or has extras (callbacks, maybe).
-    static constexpr std::uint8_t finish_rare_bits = spawned_bit | failed_bit | extras_bit;
+    // spawned, failed, watched, or has extras (callbacks, maybe).
+    static constexpr std::uint8_t finish_rare_bits =
+        spawned_bit | failed_bit | extras_bit | watch_bit;
     static constexpr std::uint16_t max_refs = 0xffff;
 
     [[nodiscard]] bool has(std::uint8_t bits) const noexcept { return (flags_ & bits) != 0; }
@@ -305,7 +354,13 @@ private:
     // 96. Hence the union and the narrow fields.
     std::coroutine_handle<> continuation_; // the coroutine awaiting this task
     scheduler* sched_ = nullptr;           // the loop running this task, once started
-    task_extras* extras_ = nullptr;
+    // The parts few tasks need (extras_bit), made on first use; until then,
+    // maybe a join's watch (watch_bit), the one callback of most children of
+    // when_all and the like. Never both.
+    union {
+        task_extras* extras_ = nullptr;
+        callback_node* watch_;
+    };
     // Until the task finishes, what it waits for while suspended; once it
     // has failed (failed_bit), its exception. A failing task is running, not
     // suspended, so the two are never needed at once.

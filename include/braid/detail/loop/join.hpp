@@ -6,13 +6,17 @@
 // task_group are built on it.
 //
 // The children are spawned on the waiter's loop, which owns each until it
-// finishes, and each gets a watch: a done callback that tells the join. The
-// join applies its rule to every ending -- `all`: the first failure cancels
-// the others; `any`: the first success cancels the others; `group`: the first
-// failure that is not a cancellation cancels the others -- and wakes the
-// waiter once every child has finished. Children never outlive the wait: a
-// cancelled waiter (the join is its suspension, of kind `group`) cancels its
-// children, waits for them, and only then receives braid::cancelled.
+// finishes, and each gets a watch: a done callback that tells the join. A
+// child holds its watch in the promise's slot for its rarely used parts
+// (promise_base::add_watch) until it needs those, so watching it allocates
+// the watch only -- less than a callback added by hand, which allocates
+// both. The join applies its rule to every ending -- `all`: the
+// first failure cancels the others; `any`: the first success cancels the
+// others; `group`: the first failure that is not a cancellation cancels the
+// others -- and wakes the waiter once every child has finished. Children
+// never outlive the wait: a cancelled waiter (the join is its suspension, of
+// kind `group`) cancels its children, waits for them, and only then receives
+// braid::cancelled.
 //
 // Lifetimes: the join lives in the waiter's frame (when_all, when_any,
 // wait_for) or on the heap, shared by count with the watches (task_group,
@@ -247,15 +251,14 @@ inline void join::start(promise_base& waiter, scheduler& loop) {
     loop_ = &loop;
     const std::size_t n = children_.size();
     // Everything that may fail first: the watches (chained through their
-    // `next` until each is handed to its child), room for the callbacks, for
-    // the spawns, and for waking the waiter.
+    // `next` until each is handed to its child; add_watch never allocates),
+    // room for the spawns, and for waking the waiter.
     watch* chain = nullptr;
     try {
         for (std::size_t i = n; i-- > 0;) {
             auto* w = new watch(this, i, false);
             w->next = chain;
             chain = w;
-            children_[i]->reserve_callbacks();
         }
         loop.reserve_spawns(n + 1);
     } catch (...) {
@@ -277,7 +280,7 @@ inline void join::start(promise_base& waiter, scheduler& loop) {
         if (child.state() == task_state::created) {
             loop.spawn(child);
         }
-        child.append_callback(w);
+        child.add_watch(w);
         ++remaining_;
     }
     if (remaining_ > 0) {
@@ -296,7 +299,6 @@ inline void join::start_one(promise_base& child, scheduler& loop) {
     }
     free_slots_.reserve(children_.size() + 1);
     auto w = std::make_unique<watch>(this, index, shared_);
-    child.reserve_callbacks();
     loop.reserve_spawns(1);
     // Nothing below throws.
     if (reuse) {
@@ -309,7 +311,7 @@ inline void join::start_one(promise_base& child, scheduler& loop) {
     if (shared_) {
         add_ref();
     }
-    child.append_callback(w.release());
+    child.add_watch(w.release());
     ++remaining_;
     if (error_ && rule_ == rule::group) {
         (void)child.request_cancel(); // the group is failing: it starts cancelled

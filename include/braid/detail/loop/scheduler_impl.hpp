@@ -701,8 +701,8 @@ inline bool promise_base::request_cancel() {
         sched_->reserve_ready(1); // the wake-up below cannot fail then
     }
     set(cancel_requested_bit);
-    if (extras_ != nullptr && extras_->stop.stop_possible()) {
-        extras_->stop.request_stop();
+    if (task_extras* e = extras_if_made(); e != nullptr && e->stop.stop_possible()) {
+        e->stop.request_stop();
     }
     if (s != nullptr && s->kind == wait_kind::child) {
         s->cancel(s); // passed down: this task goes on if the child swallows it
@@ -723,24 +723,18 @@ inline void promise_base::finish_unstarted_cancelled() {
     set(cancel_requested_bit | ended_cancelled_bit);
     set_error(std::make_exception_ptr(cancelled{})); // never started: not suspended
     std::exception_ptr first_error;
-    if (extras_ != nullptr) {
-        if (extras_->stop.stop_possible()) {
-            extras_->stop.request_stop();
-        }
-        while (callback_node* n = extras_->first) {
-            extras_->first = n->next;
-            if (extras_->first == nullptr) {
-                extras_->last = nullptr;
+    if (task_extras* e = extras_if_made(); e != nullptr && e->stop.stop_possible()) {
+        e->stop.request_stop();
+    }
+    while (callback_node* n = pop_callback()) {
+        try {
+            n->invoke(n, self().address());
+        } catch (...) {
+            if (!first_error) {
+                first_error = std::current_exception();
             }
-            try {
-                n->invoke(n, self().address());
-            } catch (...) {
-                if (!first_error) {
-                    first_error = std::current_exception();
-                }
-            }
-            n->destroy(n);
         }
+        n->destroy(n);
     }
     if (first_error) {
         std::rethrow_exception(first_error);
@@ -748,7 +742,7 @@ inline void promise_base::finish_unstarted_cancelled() {
 }
 
 inline void promise_base::finish_rare(scheduler& s) noexcept {
-    const bool has_callbacks = extras_ != nullptr && extras_->first != nullptr;
+    const bool has_callbacks = this->has_callbacks();
     // A fire-and-forget task (only the loop owns it) that failed, with nobody
     // awaiting it and no callback to look at it: its error goes to the loop.
     // Ending cancelled is not an error: somebody asked for it.
@@ -759,11 +753,7 @@ inline void promise_base::finish_rare(scheduler& s) noexcept {
 
     // Callbacks run now, in order, before the loop does anything else.
     if (has_callbacks) {
-        while (callback_node* n = extras_->first) {
-            extras_->first = n->next;
-            if (extras_->first == nullptr) {
-                extras_->last = nullptr;
-            }
+        while (callback_node* n = pop_callback()) {
             try {
                 n->invoke(n, self().address());
             } catch (...) {

@@ -121,6 +121,36 @@ TEST_CASE("a child's own done callbacks run, in the order they were added, befor
                                            "after spawn: 7, 1 running", "when_all child: 3"});
 }
 
+TEST_CASE("a watched child that gets a callback, a name or its stop token afterwards still tells "
+          "what watches it, first",
+          "[when_all][task_group]") {
+    braid::manual_clock clock;
+    braid::event_loop loop{braid::interleaved, clock};
+    std::vector<std::string> seen;
+    auto asks_for_its_stop_token = [&]() -> braid::task<int> {
+        std::stop_token token = co_await braid::get_stop_token();
+        co_await braid::sleep_for(1s);
+        co_return token.stop_requested() ? -1 : 9;
+    };
+    auto body = [&]() -> braid::task<> {
+        braid::task_group group{loop};
+        braid::task<int> plain = after(1s, 5);
+        group.spawn(plain); // its first callback: the group's
+        plain.set_name("plain");
+        plain.add_done_callback([&](braid::task<int>& t) {
+            seen.push_back(std::string(t.name()) + ": " + std::to_string(t.result()) + ", " +
+                           std::to_string(group.running()) + " running");
+        });
+        group.spawn(after(2s, 1));
+        co_await group.wait();
+        auto [a, b] = co_await braid::when_all(asks_for_its_stop_token(), after(2s, 4));
+        CHECK(a == 9);
+        CHECK(b == 4);
+    };
+    loop.run_until_complete(body());
+    CHECK(seen == std::vector<std::string>{"plain: 5, 1 running"});
+}
+
 TEST_CASE("destroying a loop while when_all waits frees the when_all and every child, with their "
           "callbacks, without running them",
           "[when_all][lifetime]") {

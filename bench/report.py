@@ -3,6 +3,7 @@
 """Runs braid's benchmarks and writes docs/benchmarks.md from their JSON.
 
     python3 bench/report.py run    # build trees -> build/bench-results/<preset>/*.json
+    python3 bench/report.py run loop_threads_bench  # only the programs named
     python3 bench/report.py render # build/bench-results -> docs/benchmarks.md
 
 `run` needs the gcc-release and clang-release presets built (`cmake --build
@@ -64,7 +65,9 @@ ONE_PRESET = {"echo_bench": "gcc-release", "stream_executor_bench": "gcc-release
               "thread_pool_bench": "gcc-release"}
 
 
-def run():
+def run(only=()):
+    """Runs every benchmark program, or only those named (their results
+    replace the earlier ones; the others' stay)."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
                             capture_output=True, text=True).stdout.strip()
@@ -74,6 +77,8 @@ def run():
         out_dir.mkdir(parents=True, exist_ok=True)
         for exe in sorted(bench_dir.glob("*_bench")):
             if exe.name in SKIP or ONE_PRESET.get(exe.name, preset) != preset:
+                continue
+            if only and exe.name not in only:
                 continue
             args = OWN_ARGS.get(exe.name, ARGS)
             if os.environ.get("BRAID_BENCH_QUICK"):
@@ -127,6 +132,16 @@ def load(preset, bench):
     for name, entries in runs.items():
         if name not in medians and len(entries) == 1:
             medians[name] = {**entries[0], "_runs": entries}
+    # A benchmark that measures several contenders in turn names its
+    # counters WHO__METRIC: each contender reads as a benchmark of its own,
+    # "RUN_NAME#WHO", with the counter METRIC.
+    for name, entry in list(medians.items()):
+        for who in {k.split("__")[0] for k in entry if "__" in k}:
+            def part(e):
+                return {k.split("__", 1)[1]: v for k, v in e.items()
+                        if k.startswith(who + "__")}
+            medians[f"{name}#{who}"] = {**part(entry),
+                                       "_runs": [part(r) for r in entry["_runs"]]}
     return medians, {**meta, "context": data.get("context", {})}
 
 
@@ -224,10 +239,10 @@ TABLES = {
             ("call_soon_threadsafe from one other thread, per call", "loop_threads_bench",
              "BM_threadsafe_post_braid/real_time", "BM_threadsafe_post_asio/real_time", "ns"),
             ("waking an idle loop: median (µs)", "loop_threads_bench",
-             "BM_wakeup_braid/iterations:5/real_time", "BM_wakeup_asio/iterations:5/real_time",
+             "BM_wakeup/iterations:5/real_time#braid", "BM_wakeup/iterations:5/real_time#asio",
              "median_us"),
             ("waking an idle loop: p99 (µs)", "loop_threads_bench",
-             "BM_wakeup_braid/iterations:5/real_time", "BM_wakeup_asio/iterations:5/real_time",
+             "BM_wakeup/iterations:5/real_time#braid", "BM_wakeup/iterations:5/real_time#asio",
              "p99_us"),
             ("run_in round trip, wall time", "loop_threads_bench",
              "BM_run_in_round_trip_braid/real_time", "BM_run_in_round_trip_asio/real_time", "ns"),
@@ -243,10 +258,10 @@ TABLES = {
             ("call_soon_threadsafe from one other thread, per call", "loop_threads_bench",
              "BM_threadsafe_post_braid/real_time", "BM_threadsafe_post_minimal/real_time", "ns"),
             ("waking an idle loop: median (µs)", "loop_threads_bench",
-             "BM_wakeup_braid/iterations:5/real_time", "BM_wakeup_minimal/iterations:5/real_time",
+             "BM_wakeup/iterations:5/real_time#braid", "BM_wakeup/iterations:5/real_time#minimal",
              "median_us"),
             ("waking an idle loop: p99 (µs)", "loop_threads_bench",
-             "BM_wakeup_braid/iterations:5/real_time", "BM_wakeup_minimal/iterations:5/real_time",
+             "BM_wakeup/iterations:5/real_time#braid", "BM_wakeup/iterations:5/real_time#minimal",
              "p99_us"),
         ],
     },
@@ -402,8 +417,8 @@ def _goals():
                   "BM_threadsafe_post_asio/real_time", "ns", "<=", 1 / 3))
         for m in ("median_us", "p99_us"):
             g.append((f"idle wake-up {m[:-3]} no worse than asio's ({cc})", preset,
-                      "loop_threads_bench", "BM_wakeup_braid/iterations:5/real_time",
-                      "BM_wakeup_asio/iterations:5/real_time", m, "<=", 1.0))
+                      "loop_threads_bench", "BM_wakeup/iterations:5/real_time#braid",
+                      "BM_wakeup/iterations:5/real_time#asio", m, "<=", 1.0))
         g.append((f"`run_in` round trip ≥ 10× faster than asio's ({cc})", preset,
                   "loop_threads_bench", "BM_run_in_round_trip_braid/real_time",
                   "BM_run_in_round_trip_asio/real_time", "ns", "<=", 0.1))
@@ -535,9 +550,21 @@ def machine_line(preset_data):
         return "(no results)"
     ctx = metas[0].get("context", {})
     loads = [m.get("load_before", 0) for m in metas] + [m.get("load_after", 0) for m in metas]
+    # Programs re-run later (`run NAME`) are named with their own commit.
+    by_commit = {}
+    for p in PRESETS:
+        for bench, (_, m) in preset_data[p].items():
+            if m:
+                by_commit.setdefault(m.get("commit", "?"), {"dates": set(), "benches": set()})
+                by_commit[m.get("commit", "?")]["dates"].add(m.get("date", "?"))
+                by_commit[m.get("commit", "?")]["benches"].add(bench)
+    order = sorted(by_commit, key=lambda c: min(by_commit[c]["dates"]))
+    parts = [f"{min(by_commit[order[0]]['dates'])}, commit `{order[0]}`"]
+    for c in order[1:]:
+        parts.append(f"{', '.join(sorted(by_commit[c]['benches']))} re-run at commit `{c}`, "
+                     f"{min(by_commit[c]['dates'])}")
     return (f"{ctx.get('num_cpus', '?')} CPUs at {ctx.get('mhz_per_cpu', '?')} MHz "
-            f"({platform.processor() or platform.machine()}), {metas[0].get('date', '?')}, "
-            f"commit `{metas[0].get('commit', '?')}`, load average "
+            f"({platform.processor() or platform.machine()}), {'; '.join(parts)}; load average "
             f"{min(loads):.1f}–{max(loads):.1f} during the runs")
 
 
@@ -560,6 +587,7 @@ def render():
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2 or sys.argv[1] not in ("run", "render"):
+    if len(sys.argv) < 2 or sys.argv[1] not in ("run", "render") or (
+            sys.argv[1] == "render" and len(sys.argv) > 2):
         sys.exit(__doc__)
-    run() if sys.argv[1] == "run" else render()
+    run(sys.argv[2:]) if sys.argv[1] == "run" else render()

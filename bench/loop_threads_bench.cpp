@@ -7,7 +7,8 @@
 //                    per callback (throughput)
 //   wakeup           latency from a post by another thread to the callback
 //                    running on a loop that was asleep: median and p99 (the
-//                    three loops take turns in one run)
+//                    three loops take turns in one run; on the poster's CPU
+//                    and on another)
 //   run_in           a loop -> pool -> loop round trip with trivial work,
 //                    and the CPU time (both threads) it costs
 //   idle_cpu         CPU a loop uses while it waits 100 ms for a timer, just
@@ -35,6 +36,8 @@
 #include <utility>
 #include <vector>
 
+#include <pthread.h>
+#include <sched.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -166,19 +169,38 @@ void BM_threadsafe_post_minimal(benchmark::State& state) {
 
 // Each loop runs on its own thread and sleeps between posts (200 us apart,
 // well past any spinning); each post records when it was made, the callback
-// when it ran. The loops take turns within one run -- braid, the minimal
-// loop, asio, braid, ... -- so that each meets the same conditions: on a
-// virtual machine the latency of waking a thread changes several-fold from
-// one run to the next (with where the scheduler puts the threads), which
-// made separate runs compare the machine's moods rather than the loops.
+// when it ran. The loops take turns within one run (braid, the minimal
+// loop, asio; then the minimal loop, asio, braid; ...), and where their
+// threads run is fixed: the posting thread on CPU 0, every loop on CPU
+// state.range(0) -- 0, the poster's (the cost of the wake-up itself: system
+// calls and a context switch), or 1, another (what a loop on a core of its
+// own sees, here dominated by the hypervisor waking an idle vCPU). Left to
+// the scheduler, the loops' threads land wherever, and the p99 of one and
+// the same loop moved between about 6 and 45 us from run to run with where
+// its thread happened to be.
 using poster = std::function<void(std::function<void()>)>;
+
+// Pins the calling thread to `cpu`, when the machine has it.
+void pin_to(int cpu) {
+    if (cpu >= static_cast<int>(std::thread::hardware_concurrency())) {
+        return;
+    }
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    (void)pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+}
 
 void measure_wakeups(benchmark::State& state,
                      const std::vector<std::pair<const char*, poster>>& loops) {
+    pin_to(0);
     std::vector<std::vector<double>> us(loops.size());
     for (auto _ : state) {
         for (int i = 0; i < wakeups_per_run; ++i) {
-            for (std::size_t k = 0; k < loops.size(); ++k) {
+            for (std::size_t j = 0; j < loops.size(); ++j) {
+                // Each round starts with the next loop, so none always
+                // follows the same one.
+                const std::size_t k = (j + static_cast<std::size_t>(i)) % loops.size();
                 std::this_thread::sleep_for(200us);
                 std::atomic<bool> done{false};
                 clock_type::time_point ran_at;
@@ -206,10 +228,17 @@ void measure_wakeups(benchmark::State& state,
 }
 
 void BM_wakeup(benchmark::State& state) {
+    const int loop_cpu = static_cast<int>(state.range(0));
     braid::event_loop loop;
-    std::thread braid_runner([&] { loop.run_forever(); });
+    std::thread braid_runner([&] {
+        pin_to(loop_cpu);
+        loop.run_forever();
+    });
     minimal_loop minimal;
-    std::thread minimal_runner([&] { minimal.run(); });
+    std::thread minimal_runner([&] {
+        pin_to(loop_cpu);
+        minimal.run();
+    });
     std::vector<std::pair<const char*, poster>> loops{
         {"braid", [&](std::function<void()> f) { loop.call_soon_threadsafe(std::move(f)); }},
         {"minimal", [&](std::function<void()> f) { minimal.post(std::move(f)); }},
@@ -217,7 +246,10 @@ void BM_wakeup(benchmark::State& state) {
 #if BRAID_BENCH_HAVE_ASIO
     asio::io_context io(1);
     auto guard = asio::make_work_guard(io);
-    std::thread asio_runner([&] { io.run(); });
+    std::thread asio_runner([&] {
+        pin_to(loop_cpu);
+        io.run();
+    });
     loops.emplace_back("asio", [&](std::function<void()> f) { asio::post(io, std::move(f)); });
 #endif
     measure_wakeups(state, loops);
@@ -330,7 +362,7 @@ BENCHMARK(BM_run_in_round_trip_asio)->UseRealTime();
 
 BENCHMARK(BM_threadsafe_post_braid)->UseRealTime();
 BENCHMARK(BM_threadsafe_post_minimal)->UseRealTime();
-BENCHMARK(BM_wakeup)->UseRealTime()->Iterations(5);
+BENCHMARK(BM_wakeup)->ArgName("loop_cpu")->Arg(0)->Arg(1)->UseRealTime()->Iterations(5);
 BENCHMARK(BM_run_in_round_trip_braid)->UseRealTime();
 BENCHMARK(BM_idle_cpu_after_run_in_braid)->UseRealTime()->Iterations(5);
 

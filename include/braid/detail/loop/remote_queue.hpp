@@ -27,6 +27,7 @@
 // as long as this object.
 
 #include <braid/detail/loop/remote_wait.hpp>
+#include <braid/detail/loop/wait_timeout.hpp>
 #include <braid/detail/ring_fifo.hpp>
 #include <braid/detail/small_callable.hpp>
 
@@ -245,13 +246,7 @@ public:
     // just returns.
     void futex_wait(const std::optional<std::chrono::nanoseconds>& timeout) noexcept {
         timespec spec{};
-        timespec* limit = nullptr;
-        if (timeout) {
-            const auto ns = timeout->count() < 0 ? 0 : timeout->count();
-            spec.tv_sec = static_cast<time_t>(ns / 1'000'000'000);
-            spec.tv_nsec = static_cast<long>(ns % 1'000'000'000);
-            limit = &spec;
-        }
+        timespec* const limit = to_timespec(timeout, spec);
         // Returns at once when the word is no longer 0 (the wake came first).
         (void)::syscall(SYS_futex, futex_address(), FUTEX_WAIT_PRIVATE, 0, limit, nullptr, 0);
     }

@@ -23,6 +23,8 @@
 //
 // Single-threaded: the loop's thread only.
 
+#include <braid/detail/loop/wait_timeout.hpp>
+
 #include <array>
 #include <cerrno>
 #include <chrono>
@@ -127,13 +129,7 @@ public:
         // is waited for, not rounded to a millisecond.
         if (have_pwait2_) {
             timespec spec{};
-            timespec* limit = nullptr;
-            if (timeout) {
-                const auto ns = timeout->count() < 0 ? 0 : timeout->count();
-                spec.tv_sec = static_cast<time_t>(ns / 1'000'000'000);
-                spec.tv_nsec = static_cast<long>(ns % 1'000'000'000);
-                limit = &spec;
-            }
+            timespec* const limit = to_timespec(timeout, spec);
             n = ::epoll_pwait2(epoll_, events_.data(), static_cast<int>(events_.size()), limit,
                                nullptr);
             if (n < 0 && errno == ENOSYS) {

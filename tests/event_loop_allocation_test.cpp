@@ -7,12 +7,15 @@
 // own.
 
 #include <braid/event_loop.hpp>
+#include <braid/when_all.hpp>
 
 #include "support/catch.hpp"
 
 #include <cstddef>
 #include <cstdlib>
 #include <new>
+#include <tuple>
+#include <vector>
 
 namespace {
 
@@ -140,6 +143,46 @@ TEST_CASE("with the frame pool, awaits of finishing tasks and call_soon allocate
         }
     });
     CHECK(during == 0);
+    CHECK(sum > 0);
+}
+
+TEST_CASE("with the frame pool, when_all of up to four tasks allocates only what it returns once "
+          "warmed up",
+          "[loop][allocation][when_all]") {
+    braid::event_loop loop;
+    // Warm up the pool's lists and the loop's queue and table of spawned tasks.
+    auto pair_of = [](int a) {
+        return braid::when_all(finishes_at_once(a), finishes_at_once(a + 1));
+    };
+    auto four_of = [](int a) {
+        std::vector<braid::task<int>> tasks;
+        for (int i = 0; i < 4; ++i) {
+            tasks.push_back(finishes_at_once(a + i));
+        }
+        return tasks;
+    };
+    (void)loop.run_until_complete(pair_of(0));
+    (void)loop.run_until_complete(braid::when_all(four_of(0)));
+
+    int sum = 0;
+    // The tuple form: the children's watches and the when_all itself come
+    // from the frame and the pool; nothing else is allocated.
+    CHECK(allocations_during([&] {
+              for (int i = 0; i < 100; ++i) {
+                  auto [a, b] = loop.run_until_complete(pair_of(i));
+                  sum += a + b;
+              }
+          }) == 0);
+    // The vector form allocates its result vector, once per call.
+    std::vector<std::vector<braid::task<int>>> inputs;
+    for (int i = 0; i < 100; ++i) {
+        inputs.push_back(four_of(i));
+    }
+    CHECK(allocations_during([&] {
+              for (auto& tasks : inputs) {
+                  sum += loop.run_until_complete(braid::when_all(std::move(tasks))).back();
+              }
+          }) == 100);
     CHECK(sum > 0);
 }
 #endif

@@ -241,6 +241,31 @@ public:
             set(watch_bit);
         }
     }
+    // Takes back a watch that has not run because its join goes first (the
+    // loop was destroyed with both unfinished), so that this task never
+    // reaches it.
+    void remove_watch(callback_node* node) noexcept {
+        if (has(watch_bit)) {
+            if (watch_ == node) {
+                clear(watch_bit);
+                watch_ = nullptr;
+            }
+            return;
+        }
+        if (!has(extras_bit)) {
+            return;
+        }
+        callback_node* prev = nullptr;
+        for (callback_node* n = extras_->first; n != nullptr; prev = n, n = n->next) {
+            if (n == node) {
+                (prev != nullptr ? prev->next : extras_->first) = n->next;
+                if (extras_->last == n) {
+                    extras_->last = prev;
+                }
+                return;
+            }
+        }
+    }
 
     // Used by the awaiter of a task: the coroutine that awaits it.
     [[nodiscard]] bool awaited() const noexcept { return static_cast<bool>(continuation_); }

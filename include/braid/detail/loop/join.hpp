@@ -8,22 +8,22 @@
 // The children are spawned on the waiter's loop, which owns each until it
 // finishes, and each gets a watch: a done callback that tells the join. A
 // child holds its watch in the promise's slot for its rarely used parts
-// (promise_base::add_watch) until it needs those, so watching it allocates
-// the watch only -- less than a callback added by hand, which allocates
-// both. The join applies its rule to every ending -- `all`: the
-// first failure cancels the others; `any`: the first success cancels the
-// others; `group`: the first failure that is not a cancellation cancels the
-// others -- and wakes the waiter once every child has finished. Children
-// never outlive the wait: a cancelled waiter (the join is its suspension, of
-// kind `group`) cancels its children, waits for them, and only then receives
-// braid::cancelled.
+// (promise_base::add_watch) until it needs those, and a join in a frame keeps
+// the watches in its own storage, so watching two children allocates nothing
+// (a callback added by hand allocates the callback and the task_extras). The
+// join applies its rule to every ending -- `all`: the first failure cancels
+// the others; `any`: the first success cancels the others; `group`: the
+// first failure that is not a cancellation cancels the others -- and wakes
+// the waiter once every child has finished. Children never outlive the wait:
+// a cancelled waiter (the join is its suspension, of kind `group`) cancels
+// its children, waits for them, and only then receives braid::cancelled.
 //
 // Lifetimes: the join lives in the waiter's frame (when_all, when_any,
 // wait_for) or on the heap, shared by count with the watches (task_group,
-// whose object may go away while children still run). A watch of a join in a
-// frame never touches it after the frame is gone: the frame outlives every
-// child's ending, except when the loop is destroyed, and then no callback
-// runs.
+// whose object may go away while children still run). A join in a frame
+// outlives every child's ending, except when the loop is destroyed with
+// both unfinished; then no callback runs, and the join takes its watches
+// back from the children (which the frame's parameters still own) as it goes.
 //
 // Single-threaded: the loop's thread.
 
@@ -103,7 +103,7 @@ public:
     }
     join(const join&) = delete;
     join& operator=(const join&) = delete;
-    ~join() = default;
+    ~join();
 
     // The children, before the waiter awaits the join (which starts them).
     void reserve(std::size_t n) { children_.reserve(n); }
@@ -181,10 +181,18 @@ public:
     [[nodiscard]] scheduler* loop() const noexcept { return loop_; }
 
 private:
+    // A child's done callback. A frame's join keeps its children's watches
+    // in its own storage (`in_join`), which nothing frees one by one; a
+    // shared join's are on the heap, one per child.
     struct watch final : callback_node {
         watch(join* j, std::size_t i, bool counted) noexcept : owner(j), index(i), shares(counted) {
             invoke = &watch::invoke_impl;
             destroy = &watch::destroy_impl;
+        }
+        struct in_join_t {};
+        watch(join* j, std::size_t i, in_join_t) noexcept : owner(j), index(i), shares(false) {
+            invoke = &watch::invoke_impl;
+            destroy = &watch::forget_impl;
         }
         static void* operator new(std::size_t size) { return allocate_frame(size); }
         static void operator delete(void* p, std::size_t size) noexcept {
@@ -205,6 +213,8 @@ private:
             }
             delete w;
         }
+        // Ran, or was taken back by ~join: the join's storage holds it.
+        static void forget_impl(callback_node*) noexcept {}
         join* owner;
         std::size_t index;
         bool shares; // holds a reference to a shared (heap) join
@@ -224,11 +234,19 @@ private:
     }
 
     void start(promise_base& waiter, scheduler& loop);
+    [[nodiscard]] watch* make_watches(std::size_t n);
+    void release_watches() noexcept;
     void apply_rule(std::size_t index) noexcept;
+    void settle(promise_base& child, std::size_t index) noexcept;
     void child_done(std::size_t index) noexcept;
     static void cancel_impl(suspension* s) noexcept { static_cast<join*>(s)->cancel_children(); }
 
-    child_list children_;                 // null once finished
+    child_list children_; // null once finished
+    // A frame's join: its children's watches, in place for up to four
+    // (a when_all of two allocates nothing for them), else in one block.
+    watch* watches_ = nullptr;
+    std::size_t watch_block_ = 0; // children in the block, 0 when in place
+    alignas(watch) unsigned char watch_room_[4 * sizeof(watch)];
     std::vector<std::size_t> free_slots_; // task_group: slots of finished children
     std::coroutine_handle<> waiter_;
     promise_base* waiter_promise_ = nullptr;
@@ -250,41 +268,59 @@ inline void join::start(promise_base& waiter, scheduler& loop) {
     waiter_promise_ = &waiter;
     loop_ = &loop;
     const std::size_t n = children_.size();
-    // Everything that may fail first: the watches (chained through their
-    // `next` until each is handed to its child; add_watch never allocates),
-    // room for the spawns, and for waking the waiter.
-    watch* chain = nullptr;
-    try {
-        for (std::size_t i = n; i-- > 0;) {
-            auto* w = new watch(this, i, false);
-            w->next = chain;
-            chain = w;
-        }
-        loop.reserve_spawns(n + 1);
-    } catch (...) {
-        while (chain != nullptr) {
-            delete static_cast<watch*>(std::exchange(chain, static_cast<watch*>(chain->next)));
-        }
-        throw;
-    }
+    // Everything that may fail first: the watches' storage and room for the
+    // spawns and for waking the waiter.
+    watch* const watches = make_watches(n);
+    loop.reserve_spawns(n + 1);
     // Nothing below throws.
     for (std::size_t i = 0; i < n; ++i) {
-        watch* const w = std::exchange(chain, static_cast<watch*>(chain->next));
-        w->next = nullptr;
         promise_base& child = *children_[i];
         if (child.state() == task_state::done) {
-            delete w;
             apply_rule(i); // finished before: its ending counts at once
             continue;
         }
         if (child.state() == task_state::created) {
             loop.spawn(child);
         }
-        child.add_watch(w);
+        child.add_watch(::new (static_cast<void*>(watches + i)) watch(this, i, watch::in_join_t{}));
         ++remaining_;
     }
     if (remaining_ > 0) {
         waiter.suspend_on(this);
+    }
+}
+
+inline join::watch* join::make_watches(std::size_t n) {
+    if (n <= 4) {
+        watches_ = reinterpret_cast<watch*>(watch_room_);
+    } else {
+        watches_ = static_cast<watch*>(allocate_frame(n * sizeof(watch)));
+        watch_block_ = n;
+    }
+    return watches_;
+}
+
+inline join::~join() {
+    if (remaining_ != 0 || watch_block_ != 0) [[unlikely]] {
+        release_watches();
+    }
+}
+
+inline void join::release_watches() noexcept {
+    // The join goes before some child finished: the loop was destroyed with
+    // both unfinished. The child must not reach its watch afterwards. (The
+    // children outlive the join: the tasks that own them are the parameters
+    // of the coroutine whose frame holds it.)
+    if (watches_ == nullptr) {
+        return; // a shared join's watches are the children's
+    }
+    for (std::size_t i = 0; remaining_ != 0 && i < children_.size(); ++i) {
+        if (children_[i] != nullptr) {
+            children_[i]->remove_watch(&watches_[i]);
+        }
+    }
+    if (watch_block_ != 0) {
+        deallocate_frame(watches_, watch_block_ * sizeof(watch));
     }
 }
 
@@ -321,10 +357,19 @@ inline void join::start_one(promise_base& child, scheduler& loop) {
 inline void join::apply_rule(std::size_t index) noexcept {
     promise_base& child = *children_[index];
     children_[index] = nullptr;
+    // The common ending, a success under `all` or `group` in a frame's join,
+    // changes nothing else: decided here, inline in child_done.
+    if (!child.failed() && rule_ != rule::any && !shared_) [[likely]] {
+        return;
+    }
+    settle(child, index);
+}
+
+inline void join::settle(promise_base& child, std::size_t index) noexcept {
     if (shared_) {
         free_slots_.push_back(index); // room was made by start_one
     }
-    if (!child.failed()) [[likely]] {
+    if (!child.failed()) {
         // A success matters to `any` only (an orphaned group has no winner).
         if (rule_ == rule::any && winner_ == no_winner) {
             winner_ = index;

@@ -370,7 +370,7 @@ BENCHMARK(BM_run_in_round_trip_asio)->UseRealTime();
 
 BENCHMARK(BM_threadsafe_post_braid)->UseRealTime();
 BENCHMARK(BM_threadsafe_post_minimal)->UseRealTime();
-BENCHMARK(BM_wakeup)->ArgName("loop_cpu")->Arg(0)->Arg(1)->UseRealTime()->Iterations(5);
+BENCHMARK(BM_wakeup)->ArgName("loop_cpu")->Arg(0)->Arg(1)->UseRealTime()->Iterations(10);
 BENCHMARK(BM_run_in_round_trip_braid)->UseRealTime();
 BENCHMARK(BM_idle_cpu_after_run_in_braid)->UseRealTime()->Iterations(5);
 

@@ -108,6 +108,11 @@ def shutil_which(name):
 # The wake-up benchmark's placements: the loops' CPU, as its argument says.
 WAKEUP_PLACES = (("0", "the poster's CPU"), ("1", "another CPU"))
 
+
+def wakeup(cpu, who):
+    """The name of BM_wakeup's figures for the loops on `cpu`, as `who`."""
+    return f"BM_wakeup/loop_cpu:{cpu}/iterations:10/real_time#{who}"
+
 # --- Reading results ---------------------------------------------------------
 
 def load(preset, bench):
@@ -242,8 +247,8 @@ TABLES = {
             ("call_soon_threadsafe from one other thread, per call", "loop_threads_bench",
              "BM_threadsafe_post_braid/real_time", "BM_threadsafe_post_asio/real_time", "ns"),
             *[(f"waking an idle loop on {where}: {m[:-3]} (µs)", "loop_threads_bench",
-               f"BM_wakeup/loop_cpu:{cpu}/iterations:5/real_time#braid",
-               f"BM_wakeup/loop_cpu:{cpu}/iterations:5/real_time#asio", m)
+               wakeup(cpu, "braid"),
+               wakeup(cpu, "asio"), m)
               for cpu, where in WAKEUP_PLACES for m in ("median_us", "p99_us")],
             ("run_in round trip, wall time", "loop_threads_bench",
              "BM_run_in_round_trip_braid/real_time", "BM_run_in_round_trip_asio/real_time", "ns"),
@@ -259,8 +264,8 @@ TABLES = {
             ("call_soon_threadsafe from one other thread, per call", "loop_threads_bench",
              "BM_threadsafe_post_braid/real_time", "BM_threadsafe_post_minimal/real_time", "ns"),
             *[(f"waking an idle loop on {where}: {m[:-3]} (µs)", "loop_threads_bench",
-               f"BM_wakeup/loop_cpu:{cpu}/iterations:5/real_time#braid",
-               f"BM_wakeup/loop_cpu:{cpu}/iterations:5/real_time#minimal", m)
+               wakeup(cpu, "braid"),
+               wakeup(cpu, "minimal"), m)
               for cpu, where in WAKEUP_PLACES for m in ("median_us", "p99_us")],
         ],
     },
@@ -418,8 +423,8 @@ def _goals():
             for m in ("median_us", "p99_us"):
                 g.append((f"idle wake-up on {where}, {m[:-3]}, no worse than asio's ({cc})",
                           preset, "loop_threads_bench",
-                          f"BM_wakeup/loop_cpu:{cpu}/iterations:5/real_time#braid",
-                          f"BM_wakeup/loop_cpu:{cpu}/iterations:5/real_time#asio", m, "<=", 1.0))
+                          wakeup(cpu, "braid"),
+                          wakeup(cpu, "asio"), m, "<=", 1.0))
         g.append((f"`run_in` round trip ≥ 10× faster than asio's ({cc})", preset,
                   "loop_threads_bench", "BM_run_in_round_trip_braid/real_time",
                   "BM_run_in_round_trip_asio/real_time", "ns", "<=", 0.1))

@@ -13,7 +13,10 @@ std::ptrdiff_t in_use_at_start = 0;
 
 std::ptrdiff_t heap_in_use() noexcept {
 #ifdef BRAID_BENCH_HAVE_MALLINFO2
-    return static_cast<std::ptrdiff_t>(mallinfo2().uordblks);
+    // uordblks leaves out blocks malloc mapped on their own (a ready queue or
+    // table past the mmap threshold): hblkhd has those.
+    const auto info = mallinfo2();
+    return static_cast<std::ptrdiff_t>(info.uordblks + info.hblkhd);
 #else
     return -1;
 #endif

@@ -39,10 +39,5 @@ TEST_CASE("the ready queue behaves as a deque under random pushes and pops", "[r
         }
         REQUIRE(queue.size() == model.size());
         REQUIRE(queue.empty() == model.empty());
-        const item* second = queue.second();
-        REQUIRE((second != nullptr) == (model.size() >= 2));
-        if (second != nullptr) {
-            REQUIRE(second->value == model[1]);
-        }
     }
 }

@@ -5,12 +5,9 @@
 // a yield, a push onto the ready queue). g++ 12 and clang 16 both keep some
 // of them out of line at -O2 on their own -- a call per yield, which costs a
 // third of a yield's time -- so they are forced inline.
-// BRAID_DETAIL_PREFETCH(address) starts loading a cache line.
 
 #if defined(__GNUC__) || defined(__clang__)
-#define BRAID_DETAIL_PREFETCH(address) __builtin_prefetch(address)
 #define BRAID_DETAIL_HOT_INLINE [[gnu::always_inline]] inline
 #else
-#define BRAID_DETAIL_PREFETCH(address) ((void)(address))
 #define BRAID_DETAIL_HOT_INLINE inline
 #endif

@@ -85,15 +85,6 @@ public:
         return head_->bits == item.bits || last->bits == item.bits;
     }
 
-    // The second item, or nullptr when there are fewer than two.
-    [[nodiscard]] const T* second() const noexcept {
-        if (head_ == tail_) {
-            return nullptr;
-        }
-        const T* next = head_ + 1 == end_ ? begin_ : head_ + 1;
-        return next == tail_ ? nullptr : next;
-    }
-
 private:
     static constexpr std::size_t initial_capacity = 64;
 

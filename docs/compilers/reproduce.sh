@@ -62,10 +62,14 @@ if ! command -v valgrind >/dev/null 2>&1; then
 fi
 include=$here/../../include
 cp -r "$include" "$out/plain"
-scheduler=$out/plain/braid/detail/loop/scheduler.hpp
-sed -i 's/#define BRAID_DETAIL_HOT_INLINE \[\[gnu::always_inline\]\] inline/#define BRAID_DETAIL_HOT_INLINE inline/' "$scheduler"
-if grep -q 'always_inline' "$scheduler"; then
-  echo "  scheduler.hpp no longer defines BRAID_DETAIL_HOT_INLINE as this script expects"
+hot_inline=$out/plain/braid/detail/hot_inline.hpp
+if ! grep -q 'always_inline' "$hot_inline"; then
+  echo "  hot_inline.hpp no longer defines BRAID_DETAIL_HOT_INLINE as this script expects"
+  exit 1
+fi
+sed -i 's/#define BRAID_DETAIL_HOT_INLINE \[\[gnu::always_inline\]\] inline/#define BRAID_DETAIL_HOT_INLINE inline/' "$hot_inline"
+if grep -q 'always_inline' "$hot_inline"; then
+  echo "  hot_inline.hpp no longer defines BRAID_DETAIL_HOT_INLINE as this script expects"
   exit 1
 fi
 for compiler in clang++-16 g++-12; do

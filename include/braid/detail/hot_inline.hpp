@@ -2,9 +2,10 @@
 #pragma once
 
 // BRAID_DETAIL_HOT_INLINE marks the functions of the loop's hot path (a step,
-// a yield, a push onto the ready queue). g++ 12 and clang 16 both keep some
-// of them out of line at -O2 on their own -- a call per yield, which costs a
-// third of a yield's time -- so they are forced inline.
+// a yield, a push onto the ready queue). clang 16 keeps some of them out of
+// line at -O2 on their own, and g++ 12 has after unrelated changes -- a call
+// per yield, which costs a third of a yield's time -- so they are forced
+// inline (docs/compilers.md).
 
 #if defined(__GNUC__) || defined(__clang__)
 #define BRAID_DETAIL_HOT_INLINE [[gnu::always_inline]] inline

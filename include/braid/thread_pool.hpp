@@ -128,9 +128,9 @@ private:
     // pause hint before sleeping on it. Workers hold it only to move a task
     // out of the queue, so a poster that meets one there gets it a moment
     // later without a system call on either side. (Measured with 2 workers:
-    // 100 tasks posted one by one took 40-46 us, then 23-33; a round trip
-    // 2.3 us, then 1.1. Workers that spun the same way gained nothing and
-    // slowed posting 10,000 tasks by 10-20 %.)
+    // 100 tasks posted one by one took 35-46 us, then 17-33; a round trip
+    // 2.3-2.9 us, then 0.8-1.3. Workers that spun the same way gained
+    // nothing and slowed posting 10,000 tasks by 10-20 %.)
     static void lock_for_push(std::unique_lock<std::mutex>& lock);
     // How many sleeping workers the queue needs woken (mutex_ held).
     std::size_t workers_to_wake() const noexcept;

@@ -131,6 +131,28 @@ TEST_CASE("a task never started finishes as cancelled at once, without running i
     REQUIRE_THROWS_AS(loop.run_until_complete(t), braid::cancelled);
 }
 
+TEST_CASE("cancelling a task never started runs every callback; the first exception one "
+          "throws leaves cancel",
+          "[cancel]") {
+    auto body = []() -> braid::task<int> { co_return 1; };
+    braid::task<int> t = body();
+    std::vector<int> ran;
+    t.add_done_callback([&](braid::task<int>&) {
+        ran.push_back(1);
+        throw std::runtime_error("first");
+    });
+    t.add_done_callback([&](braid::task<int>&) {
+        ran.push_back(2);
+        throw std::runtime_error("second");
+    });
+    t.add_done_callback([&](braid::task<int>&) { ran.push_back(3); });
+    REQUIRE_THROWS_WITH(t.cancel(), "first");
+    CHECK(ran == std::vector<int>{1, 2, 3});
+    CHECK(t.cancelled());
+    CHECK_FALSE(t.cancel()); // finished: nothing more runs
+    CHECK(ran.size() == 3);
+}
+
 TEST_CASE("a spawned task cancelled before its first step finishes cancelled without running "
           "its body",
           "[cancel]") {

@@ -184,8 +184,9 @@ public:
     //   - Ready to run, or running: it receives braid::cancelled from the
     //     next braid co_await at which it suspends and resumes.
     //   - Never started (not spawned, not awaited): it finishes as cancelled
-    //     at once, without running its body; its done callbacks run inside
-    //     this call (the first exception one throws leaves this call).
+    //     at once, without running its body; its done callbacks all run
+    //     inside this call, then the first exception one threw leaves it
+    //     (with no loop to report them to, later ones are dropped).
     // The task may catch braid::cancelled, clean up (awaiting is allowed) and
     // return normally; it then finishes with that ending, not cancelled.
     bool cancel() { return checked("cancel").request_cancel(); }

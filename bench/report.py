@@ -549,18 +549,17 @@ def render_goals(preset_data):
             continue
         x = a / b
         shown = f"{x:.2f}×" if base else fmt(x, metric)
+        tie = False
         if op == "no worse":
             wins, runs = paired_wins(medians[braid], medians[base], metric)
             shown += f" (braid ≤ asio in {wins} of {runs} runs)"
-            met = x <= limit
-            if not met and runs and not shown_worse(wins, runs):
-                lines.append(f"| {text} | ≤ {limit:.2f}× | {shown} | tie |")
-                continue
             op = "<="
+            tie = x > limit and runs > 0 and not shown_worse(wins, runs)
         met = x <= limit if op == "<=" else x >= limit
         shown_limit = f"{limit:,.0f}" if limit >= 100 else f"{limit:.2f}"
         needed = f"{'≤' if op == '<=' else '≥'} {shown_limit}{'×' if base else ''}"
-        lines.append(f"| {text} | {needed} | {shown} | {'yes' if met else '**no**'} |")
+        verdict = "tie" if tie else "yes" if met else "**no**"
+        lines.append(f"| {text} | {needed} | {shown} | {verdict} |")
     return "\n".join(lines) + "\n"
 
 

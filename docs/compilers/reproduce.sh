@@ -63,15 +63,12 @@ fi
 include=$here/../../include
 cp -r "$include" "$out/plain"
 hot_inline=$out/plain/braid/detail/hot_inline.hpp
-if ! grep -q 'always_inline' "$hot_inline"; then
+forced='#define BRAID_DETAIL_HOT_INLINE \[\[gnu::always_inline\]\] inline'
+if ! grep -q "$forced" "$hot_inline"; then
   echo "  hot_inline.hpp no longer defines BRAID_DETAIL_HOT_INLINE as this script expects"
   exit 1
 fi
-sed -i 's/#define BRAID_DETAIL_HOT_INLINE \[\[gnu::always_inline\]\] inline/#define BRAID_DETAIL_HOT_INLINE inline/' "$hot_inline"
-if grep -q 'always_inline' "$hot_inline"; then
-  echo "  hot_inline.hpp no longer defines BRAID_DETAIL_HOT_INLINE as this script expects"
-  exit 1
-fi
+sed -i "s/$forced/#define BRAID_DETAIL_HOT_INLINE inline/" "$hot_inline"
 for compiler in clang++-16 g++-12; do
   command -v $compiler >/dev/null 2>&1 || { echo "  $compiler not installed"; continue; }
   for variant in always_inline plain; do

@@ -202,6 +202,28 @@ TEST_CASE("shutdown from one of the pool's workers is refused", "[thread_pool]")
     CHECK_FALSE(pool.is_worker_thread());
 }
 
+TEST_CASE("each worker has its own index; other threads get thread_count()", "[thread_pool]") {
+    braid::thread_pool pool(3);
+    braid::thread_pool other(1);
+    CHECK(pool.worker_index() == 3);
+    // Three tasks that each wait until all three run, so each holds a worker.
+    std::atomic<int> arrived{0};
+    std::vector<std::future<std::size_t>> indices;
+    for (int i = 0; i < 3; ++i) {
+        indices.push_back(pool.submit([&] {
+            arrived.fetch_add(1);
+            wait_until([&] { return arrived.load() == 3; });
+            return pool.worker_index();
+        }));
+    }
+    std::set<std::size_t> seen;
+    for (auto& index : indices)
+        seen.insert(index.get());
+    CHECK(seen == std::set<std::size_t>{0, 1, 2});
+    CHECK(other.submit([&] { return pool.worker_index(); }).get() == 3);
+    CHECK(other.submit([&] { return other.worker_index(); }).get() == 0);
+}
+
 TEST_CASE("many threads submit to one pool at once", "[thread_pool]") {
     braid::thread_pool pool(2);
     std::atomic<long> sum{0};

@@ -8,8 +8,9 @@
 // (like shutdown()) stops taking work, lets the workers run everything already
 // queued, and joins them; nothing is left running after it returns.
 //
-// Threads: post(), submit(), thread_count() and is_worker_thread() may be
-// called from any thread, including the pool's own workers. shutdown() and the
+// Threads: post(), submit(), thread_count(), is_worker_thread() and
+// worker_index() may be called from any thread, including the pool's own
+// workers. shutdown() and the
 // destructor may be called from any thread except the pool's own workers
 // (they would wait for themselves).
 //
@@ -103,6 +104,13 @@ public:
     // Whether the calling thread is one of this pool's workers.
     bool is_worker_thread() const noexcept { return current_pool() == this; }
 
+    // The calling worker's index, in [0, thread_count()); thread_count() when
+    // the caller is not one of this pool's workers. For per-worker state
+    // kept by the caller (an array of thread_count() slots needs no lock).
+    std::size_t worker_index() const noexcept {
+        return is_worker_thread() ? current_index() : thread_count();
+    }
+
     // How many tasks are queued and not yet started, as of some recent moment.
     // Only for scheduling heuristics (a long-running task can see whether
     // others are waiting for its worker).
@@ -121,6 +129,10 @@ private:
         static thread_local const thread_pool* pool = nullptr;
         return pool;
     }
+    static std::size_t& current_index() noexcept {
+        static thread_local std::size_t index = 0;
+        return index;
+    }
 
     void push(detail::thread_pool_task&& task, const char* caller);
     void push_all(std::vector<detail::thread_pool_task>& tasks, const char* caller);
@@ -137,7 +149,7 @@ private:
     // Whether a worker polling for work was seen on a CPU very recently.
     bool poller_on_cpu() const noexcept;
     void wake(std::size_t count, std::size_t sleeping) noexcept;
-    void work() noexcept;
+    void work(std::size_t index) noexcept;
     // Polls for work for up to spin_time; true when some was queued.
     bool spin_for_work() noexcept;
 
@@ -173,7 +185,7 @@ inline thread_pool::thread_pool(std::size_t thread_count) {
     threads_.reserve(thread_count);
     try {
         for (std::size_t i = 0; i < thread_count; ++i)
-            threads_.emplace_back([this] { work(); });
+            threads_.emplace_back([this, i] { work(i); });
     } catch (...) {
         shutdown(); // join the threads that did start, then report
         throw;
@@ -339,8 +351,9 @@ inline bool thread_pool::spin_for_work() noexcept {
     return false;
 }
 
-inline void thread_pool::work() noexcept {
+inline void thread_pool::work(std::size_t index) noexcept {
     current_pool() = this;
+    current_index() = index;
     bool may_spin = true; // false after a poll that found nothing: sleep then
     std::unique_lock lock(mutex_);
     for (;;) {

@@ -118,7 +118,7 @@ bool stream_channel<T>::fetch(std::uint64_t seq, std::optional<T>& out) {
     // acquire: pairs with the worker's exchange; the result is visible.
     std::uint32_t state = slot.state.load(std::memory_order_acquire);
     if ((state & done) == 0) {
-        stream_backoff backoff;
+        stream_backoff backoff(&this->placement_);
         // acquire (here and in the sleep below): as above.
         while ((state & done) == 0 && backoff.pause())
             state = slot.state.load(std::memory_order_acquire);

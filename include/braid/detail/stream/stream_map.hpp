@@ -93,6 +93,7 @@ private:
         ring* cache;               // the ring of its last item
         std::uint64_t item_ns;     // its estimate of one f call
         std::uint64_t shared_ns;   // the estimate it last stored in item_ns_
+        std::size_t worker;        // its pool worker's index
         bool counted_in_f = false; // it holds one unit of in_f_
     };
 
@@ -262,7 +263,7 @@ template <class T, class F, class In, bool Zipped>
 void stream_map_state<T, F, In, Zipped>::drain() noexcept {
     // relaxed: a cost estimate.
     const std::uint64_t shared_ns = item_ns_.load(std::memory_order_relaxed);
-    drainer me{first_ring_, shared_ns, shared_ns};
+    drainer me{first_ring_, shared_ns, shared_ns, pool_.worker_index()};
     for (;;) {
         std::uint64_t first = 0;
         if (const std::uint64_t count = claim(first, me.item_ns); count > 0) {
@@ -329,6 +330,7 @@ void stream_map_state<T, F, In, Zipped>::run_chunk(std::uint64_t first, std::uin
         this->in_f_.fetch_add(1, std::memory_order_seq_cst);
         me.counted_in_f = true;
     }
+    this->placement_.running(me.worker);
     ring*& cache = me.cache;
     const auto started = std::chrono::steady_clock::now();
     std::uint64_t ran = 0;

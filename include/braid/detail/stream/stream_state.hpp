@@ -55,7 +55,8 @@ public:
     static constexpr std::uint64_t unbounded = std::numeric_limits<std::uint64_t>::max();
 
     stream_state(std::uint64_t buffer, std::size_t max_drainers, bool input_is_referenced)
-        : buffer_(buffer), max_drainers_(max_drainers), input_is_referenced_(input_is_referenced) {}
+        : buffer_(buffer), max_drainers_(max_drainers), input_is_referenced_(input_is_referenced),
+          placement_(max_drainers) {}
 
     stream_state(const stream_state&) = delete;
     stream_state& operator=(const stream_state&) = delete;
@@ -184,6 +185,8 @@ protected:
     const std::uint64_t buffer_;
     const std::size_t max_drainers_;
     const bool input_is_referenced_;
+    // Where the drainers run, for the producer's and consumer's waits.
+    stream_placement placement_;
 
     // Written by the producer before it sets pub_ended; read after.
     stream_end end_reason_ = stream_end::none;
@@ -256,7 +259,7 @@ inline bool stream_state::wait_for_room(std::uint64_t seq, std::uint64_t& consum
     // we reuse them.
     if (has_room(cons_.load(std::memory_order_acquire)))
         return needed();
-    stream_backoff backoff;
+    stream_backoff backoff(&placement_);
     while (backoff.pause()) {
         if (!needed())
             return false;
@@ -348,7 +351,7 @@ inline std::uint64_t stream_state::wait_published(std::uint64_t seq) {
     };
     // acquire: pairs with publish() / end_production().
     std::uint64_t pub = pub_.load(std::memory_order_acquire);
-    stream_backoff backoff;
+    stream_backoff backoff(&placement_);
     while (!ready(pub) && backoff.pause())
         pub = pub_.load(std::memory_order_acquire);
     if (ready(pub))

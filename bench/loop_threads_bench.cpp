@@ -32,6 +32,7 @@
 #include <functional>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -178,7 +179,9 @@ void BM_threadsafe_post_minimal(benchmark::State& state) {
 // the scheduler, the loops' threads land wherever, and the p99 of one and
 // the same loop moved between about 6 and 45 us from run to run with where
 // its thread happened to be. A run is 50 iterations of 200 rounds: 10,000
-// wake-ups per loop, so that a p99 rests on the 100 slowest.
+// wake-ups per loop, so that a p99 rests on the 100 slowest. The program's
+// own flag --wakeup_iterations=N (before Google Benchmark's) changes the 50,
+// for a short smoke run.
 using poster = std::function<void(std::function<void()>)>;
 
 // Pins the calling thread to `cpu`, when the machine has it.
@@ -371,10 +374,34 @@ BENCHMARK(BM_run_in_round_trip_asio)->UseRealTime();
 
 BENCHMARK(BM_threadsafe_post_braid)->UseRealTime();
 BENCHMARK(BM_threadsafe_post_minimal)->UseRealTime();
-BENCHMARK(BM_wakeup)->ArgName("loop_cpu")->Arg(0)->Arg(1)->UseRealTime()->Iterations(50);
 BENCHMARK(BM_run_in_round_trip_braid)->UseRealTime();
 BENCHMARK(BM_idle_cpu_after_run_in_braid)->UseRealTime()->Iterations(5);
 
 } // namespace
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+    benchmark::IterationCount wakeup_iterations = 50;
+    std::vector<char*> rest{argv[0]};
+    for (int i = 1; i < argc; ++i) {
+        const std::string_view arg = argv[i];
+        if (arg.starts_with("--wakeup_iterations=")) {
+            wakeup_iterations = std::stoll(std::string(arg.substr(20)));
+        } else {
+            rest.push_back(argv[i]);
+        }
+    }
+    benchmark::RegisterBenchmark("BM_wakeup", BM_wakeup)
+        ->ArgName("loop_cpu")
+        ->Arg(0)
+        ->Arg(1)
+        ->UseRealTime()
+        ->Iterations(wakeup_iterations);
+    int count = static_cast<int>(rest.size());
+    benchmark::Initialize(&count, rest.data());
+    if (benchmark::ReportUnrecognizedArguments(count, rest.data())) {
+        return 1;
+    }
+    benchmark::RunSpecifiedBenchmarks();
+    benchmark::Shutdown();
+    return 0;
+}

@@ -339,6 +339,8 @@ TABLES = {
         "matrix": {
             "bench": "stream_executor_bench",
             "rows": [("braid `stream_executor::map`", "BM_stream_executor_map"),
+                     ("braid, buffer 1,000 instead of 100",
+                      "BM_stream_executor_map_buffer_1000"),
                      ("TBB `parallel_pipeline`, 2 threads", "BM_tbb_parallel_pipeline"),
                      ("TBB `parallel_pipeline`, 4 threads",
                       "BM_tbb_parallel_pipeline_4_threads"),

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
-// Throughput of stream_executor::map with 2 workers, buffer 100, results in
-// order, at 0 / 1 / 10 / 100 microseconds of busy work per item, against
+// Throughput of stream_executor::map with 2 workers, buffer 100 (and 1,000),
+// results in order, at 0 / 1 / 10 / 100 microseconds of busy work per item, against
 // baselines in the same binary: oneTBB's parallel_pipeline (serial input,
 // parallel f, serial in-order output, 100 tokens, an arena of 2 threads, and
 // one of 4 = as many threads as braid runs), a plain
@@ -61,18 +61,29 @@ void report(benchmark::State& state, std::int64_t items, std::int64_t ns) {
     }
 }
 
-void BM_stream_executor_map(benchmark::State& state) {
+void stream_executor_map(benchmark::State& state, std::size_t buffer_size) {
     const std::int64_t ns = state.range(0);
     const std::int64_t items = items_for(ns);
     braid::stream_executor ex{workers};
     const auto f = [ns](std::int64_t x) { return work(x, ns); };
     for (auto _ : state) {
         std::int64_t sum = 0;
-        for (std::int64_t y : ex.map(f, std::views::iota(std::int64_t{0}, items), buffer))
+        for (std::int64_t y : ex.map(f, std::views::iota(std::int64_t{0}, items), buffer_size))
             sum += y;
         benchmark::DoNotOptimize(sum);
     }
     report(state, items, ns);
+}
+
+void BM_stream_executor_map(benchmark::State& state) {
+    stream_executor_map(state, buffer);
+}
+
+// The same with ten times the buffer: with more threads than cores the
+// reader gets a core about once per buffer of results, so this shows what
+// those turns cost at buffer 100.
+void BM_stream_executor_map_buffer_1000(benchmark::State& state) {
+    stream_executor_map(state, 10 * buffer);
 }
 
 #if BRAID_BENCH_HAVE_TBB
@@ -273,6 +284,12 @@ BENCHMARK(BM_machine_two_thread_speedup)
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_stream_executor_map)->Apply(work_sizes);
+BENCHMARK(BM_stream_executor_map_buffer_1000)
+    ->Arg(1'000)
+    ->Arg(10'000)
+    ->ArgName("work_ns")
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
 #if BRAID_BENCH_HAVE_TBB
 BENCHMARK(BM_tbb_parallel_pipeline)->Apply(work_sizes);
 BENCHMARK(BM_tbb_parallel_pipeline_4_threads)->Apply(work_sizes);

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 // detail::stream_placement: a map's producer and consumer stop yielding their
-// CPU while the map's workers are crowded onto another CPU, so the kernel
-// sees that CPU idle and moves a worker there. The rule is checked here from
-// threads pinned to known CPUs.
+// CPU while the map's workers are crowded onto another CPU (and items take
+// long enough to sleep through a wait), so the kernel sees that CPU idle and
+// moves a worker there. The rule is checked here from threads pinned to
+// known CPUs.
 
 #include <braid/detail/stream/stream_wait.hpp>
 
@@ -89,6 +90,14 @@ TEST_CASE("a waiter stops yielding only while the workers crowd another CPU",
     REQUIRE(on_cpu(b, [&] { crowded = placement.crowded_elsewhere(); }));
     CHECK_FALSE(crowded);
     REQUIRE(on_cpu(a, [&] { placement.running(1); }));
+    REQUIRE(on_cpu(b, [&] { crowded = placement.crowded_elsewhere(); }));
+    CHECK(crowded);
+
+    // Items too cheap to sleep through a wait turn the rule off, and back on.
+    placement.set_waits_long(false);
+    REQUIRE(on_cpu(b, [&] { crowded = placement.crowded_elsewhere(); }));
+    CHECK_FALSE(crowded);
+    placement.set_waits_long(true);
     REQUIRE(on_cpu(b, [&] { crowded = placement.crowded_elsewhere(); }));
     CHECK(crowded);
 }

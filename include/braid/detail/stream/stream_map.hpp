@@ -376,6 +376,7 @@ void stream_map_state<T, F, In, Zipped>::run_chunk(std::uint64_t first, std::uin
                                            std::chrono::steady_clock::now() - started)
                                            .count());
         me.item_ns = (me.item_ns + ns / ran) / 2;
+        this->placement_.set_waits_long(me.item_ns * max_chunk >= chunk_target_ns);
         const std::uint64_t drift =
             me.item_ns > me.shared_ns ? me.item_ns - me.shared_ns : me.shared_ns - me.item_ns;
         if (drift > me.shared_ns / 4) {

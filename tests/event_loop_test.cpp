@@ -399,6 +399,91 @@ TEST_CASE("a failed task whose object is kept is not reported to the loop", "[lo
     REQUIRE_THROWS_WITH(t.result(), "mine");
 }
 
+TEST_CASE("a kept failed task dropped without reading its error reports it to the loop then",
+          "[loop][errors]") {
+    braid::event_loop loop;
+    std::vector<std::string> handled;
+    loop.set_exception_handler([&](std::exception_ptr e) {
+        try {
+            std::rethrow_exception(e);
+        } catch (const std::exception& x) {
+            handled.emplace_back(x.what());
+        }
+    });
+    auto t = fail_after(1, "unread");
+    loop.spawn(t);
+    loop.run();
+    CHECK(handled.empty()); // whoever holds it may still read it
+    t = {};                 // dropped unread, outside run(): reported now
+    CHECK(handled.empty()); // ... and handled by the next run
+    loop.run();
+    CHECK(handled == std::vector<std::string>{"unread"});
+
+    // Dropped by a task during a step: handled after that step.
+    auto u = fail_after(0, "dropped in a step");
+    loop.spawn(u);
+    loop.run();
+    loop.spawn([](braid::task<int> held) -> braid::task<> {
+        held = {};
+        co_return;
+    }(std::move(u)));
+    loop.run();
+    CHECK(handled == std::vector<std::string>{"unread", "dropped in a step"});
+}
+
+TEST_CASE("a kept failed task's error is read by result(), co_await or a later done callback, "
+          "and then not reported",
+          "[loop][errors]") {
+    braid::event_loop loop;
+    auto read_by_result = fail_after(1, "result");
+    auto read_by_await = fail_after(1, "await");
+    auto read_by_callback = fail_after(1, "callback");
+    loop.spawn(read_by_result);
+    loop.spawn(read_by_await);
+    loop.spawn(read_by_callback);
+    REQUIRE_NOTHROW(loop.run());
+    CHECK_THROWS_WITH(read_by_result.result(), "result");
+    std::string awaited;
+    loop.run_until_complete([](braid::task<int>& t, std::string& out) -> braid::task<> {
+        try {
+            (void)co_await t;
+        } catch (const std::exception& e) {
+            out = e.what();
+        }
+    }(read_by_await, awaited));
+    CHECK(awaited == "await");
+    std::string seen;
+    read_by_callback.add_done_callback([&](braid::task<int>& t) {
+        try {
+            (void)t.result();
+        } catch (const std::exception& e) {
+            seen = e.what();
+        }
+    });
+    CHECK(seen == "callback");
+    read_by_result = {};
+    read_by_await = {};
+    read_by_callback = {};
+    REQUIRE_NOTHROW(loop.run());
+}
+
+TEST_CASE("a kept failed task outliving its loop can be read, and dropped unread quietly",
+          "[loop][errors]") {
+    braid::task<int> read_later;
+    braid::task<int> dropped_later;
+    {
+        braid::event_loop loop;
+        read_later = fail_after(1, "after the loop");
+        dropped_later = fail_after(1, "nobody reads this");
+        loop.spawn(read_later);
+        loop.spawn(dropped_later);
+        loop.run();
+    }
+    CHECK_THROWS_WITH(read_later.result(), "after the loop");
+    dropped_later = {}; // no loop to report to: nothing happens, nothing leaks
+    read_later = {};
+}
+
 TEST_CASE("several errors in one step are all delivered, one per rethrow", "[loop][errors]") {
     braid::event_loop loop;
     auto t = steps(0, counted{});

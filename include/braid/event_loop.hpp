@@ -28,8 +28,12 @@
 // Errors nobody else can observe -- an exception from a task whose object was
 // dropped and that has no done callback, from a done callback, or from a
 // call_soon callback -- go to the exception handler once the current step is
-// over. The default handler rethrows them from run()/run_until_complete();
-// set_exception_handler replaces it (for example to log and go on).
+// over. A task that fails while its object is held is left to that object;
+// if the last object goes without the error having been read (result(),
+// co_await, or a done callback added after the end), the error goes to the
+// handler then, unless the loop is gone by that time. The default handler
+// rethrows them from run()/run_until_complete(); set_exception_handler
+// replaces it (for example to log and go on).
 //
 // Threads: everything, including the tasks' bodies, runs on the thread that
 // calls run(); the loop and its tasks must only be used from that thread,

@@ -25,7 +25,9 @@
 //   were added, then the task awaiting it (if any) goes on. A failed task's
 //   exception goes to the handler when nobody can observe it: no task awaits
 //   it, it has no done callback, only the loop owns it, and it did not end
-//   with braid::cancelled.
+//   with braid::cancelled. One that a body keeps instead goes to the handler
+//   when the body lets it go (at its end) if its result was never read: by
+//   awaiting it or from a done callback added after it finished.
 //
 // Passes, time and other threads
 // - A pass is what was ready when the loop last collected; the loop collects
@@ -165,6 +167,7 @@ private:
         wait_kind waiting = wait_kind::none;
         bool begun = false; // the body has started
         bool spawned = false;
+        bool unread = false; // failed while kept, its error not read yet
         bool cancel_pending = false;
         bool cleaning = false;             // in the clean-up section
         std::uint32_t pc = 0;              // the operation being run or awaited
@@ -848,8 +851,9 @@ private:
                 kept_[o.target] = true;
                 break;
             case op_kind::join: {
-                const task_state& c = tasks_[o.target];
+                task_state& c = tasks_[o.target];
                 if (c.state == phase::done) {
+                    c.unread = false;
                     thrown = receive(t, o, c.end);
                     break;
                 }
@@ -862,8 +866,9 @@ private:
                 return suspended(); // off the queue until the child finishes
             }
             case op_kind::on_done: {
-                const task_state& c = tasks_[o.target];
+                task_state& c = tasks_[o.target];
                 if (c.state == phase::done) {
+                    c.unread = false; // the callback reads the result
                     if (const auto site = run_done_callback(o.callback, c.end)) {
                         thrown = outcome{true, *site}; // out of add_done_callback
                     }
@@ -1013,9 +1018,12 @@ private:
         const bool has_callbacks = found != callbacks_.end();
         const bool only_the_loop_owns =
             s.held_by == owner_kind::loop || (s.held_by == owner_kind::task && !kept_[t]);
-        if (end.failed && !is_cancellation(end) && s.continuation == none && !has_callbacks &&
-            s.spawned && only_the_loop_owns) {
+        const bool unobserved = end.failed && !is_cancellation(end) && s.continuation == none &&
+                                !has_callbacks && s.spawned;
+        if (unobserved && only_the_loop_owns) {
             pending_.push_back(end.value);
+        } else if (unobserved && s.held_by == owner_kind::task) {
+            s.unread = true; // reported if the body keeping it lets it go unread
         }
         const std::uint32_t continuation = s.continuation;
         if (has_callbacks) {
@@ -1039,6 +1047,10 @@ private:
                 const op& o = prog_.ops[pc];
                 if (o.kind == op_kind::spawn_kept || o.kind == op_kind::make_lazy) {
                     kept_[o.target] = false;
+                    // The last owner lets go of an error nobody read.
+                    if (std::exchange(tasks_[o.target].unread, false)) {
+                        pending_.push_back(tasks_[o.target].end.value);
+                    }
                 }
             }
         };

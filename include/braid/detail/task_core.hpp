@@ -174,8 +174,12 @@ public:
 
     // State, for task and the scheduler.
     [[nodiscard]] task_state state() const noexcept { return state_; }
-    void rethrow_if_failed() const {
+    // Rethrows the exception the task ended with, which counts as reading it.
+    void rethrow_if_failed() {
         if (has(failed_bit)) [[unlikely]] {
+            if (has(unread_bit)) {
+                note_read();
+            }
             std::rethrow_exception(exception_);
         }
     }
@@ -196,9 +200,13 @@ public:
         }
         ++refs_;
     }
-    // Drops one owner; frees the frame when it was the last.
+    // Drops one owner; frees the frame when it was the last (reporting the
+    // task's error to its loop first if nobody read it).
     void release_and_destroy() noexcept {
         if (release()) {
+            if (has(unread_bit)) [[unlikely]] {
+                report_unread();
+            }
             destroy_frame(*this);
         }
     }
@@ -299,6 +307,11 @@ private:
 
     // The part of finish() for spawned or failed tasks and callbacks.
     void finish_rare(scheduler& s) noexcept;
+    // An unread error (unread_bit) was read, or is dropped unread and goes
+    // to the loop. Defined in scheduler_impl.hpp; out of line, so that the
+    // task destructor and await_resume inlined into every body stay small.
+    void note_read() noexcept;
+    void report_unread() noexcept;
 
     task_extras& extras() {
         if (!has(extras_bit)) {
@@ -357,6 +370,10 @@ private:
         16; // cancel() was called: the stop token says so
     static constexpr std::uint8_t ended_cancelled_bit = 32; // finished with braid::cancelled
     static constexpr std::uint8_t watch_bit = 64; // watch_ holds a join's watch (add_watch)
+    // A spawned task that failed while task objects held it, nobody awaiting
+    // it and no callback: its error is unread, and it stays listed in its
+    // loop (root_index_) until the error is read or the last object drops it.
+    static constexpr std::uint8_t unread_bit = 128;
     // finish() takes its slow path when one of these is set: the task is
     // spawned, failed, watched, or has extras (callbacks, maybe).
     static constexpr std::uint8_t finish_rare_bits =

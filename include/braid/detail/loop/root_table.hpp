@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 #pragma once
 
-// detail::root_table: the spawned, unfinished tasks a loop owns, each in a
+// detail::root_table: the spawned, unfinished tasks a loop owns (and finished
+// ones whose error nobody has read yet, promise_base::unread_bit), each in a
 // slot whose index the task keeps (promise_base::root_index_), so that
 // finishing a task touches its own slot only, not other tasks' frames.
 // Single-threaded: the loop's thread only.

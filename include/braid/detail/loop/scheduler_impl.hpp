@@ -61,7 +61,18 @@ inline scheduler::~scheduler() {
     //     (they only close their descriptors from now on).
     io_abandon_all();
 
-    // 3. Tasks, ready callbacks and pending timers, dropped unrun. What a
+    // 3. Failed tasks whose error is unread, held by task objects: reading
+    //    them still works, and dropping them unread from now on reports
+    //    nothing, as there is no loop left to report to.
+    for (std::size_t i = 0; i < roots_.used(); ++i) {
+        promise_base* const root = roots_.at(i);
+        if (root != nullptr && root->has(promise_base::unread_bit)) {
+            root->clear(promise_base::unread_bit);
+            root->sched_ = nullptr;
+            roots_.release(static_cast<std::uint32_t>(i));
+        }
+    }
+    // 4. Tasks, ready callbacks and pending timers, dropped unrun. What a
     //    destructor run here schedules (a task spawned, a callback queued, a
     //    timer made) is dropped too, in the next round of this loop.
     for (;;) {
@@ -743,11 +754,14 @@ inline void promise_base::finish_unstarted_cancelled() {
 
 inline void promise_base::finish_rare(scheduler& s) noexcept {
     const bool has_callbacks = this->has_callbacks();
-    // A fire-and-forget task (only the loop owns it) that failed, with nobody
-    // awaiting it and no callback to look at it: its error goes to the loop.
-    // Ending cancelled is not an error: somebody asked for it.
-    if (has(failed_bit) && !has(ended_cancelled_bit) && !continuation_ && !has_callbacks &&
-        has(spawned_bit) && refs_ == 1) {
+    // A spawned task that failed, with nobody awaiting it and no callback to
+    // look at it. Fire-and-forget (only the loop owns it): its error goes to
+    // the loop now. Held by task objects: whoever holds one may read it, and
+    // if the last one goes unread the error goes to the loop then. Ending
+    // cancelled is not an error: somebody asked for it.
+    const bool unobserved = has(failed_bit) && !has(ended_cancelled_bit) && !continuation_ &&
+                            !has_callbacks && has(spawned_bit);
+    if (unobserved && refs_ == 1) {
         s.report(exception_);
     }
 
@@ -765,6 +779,14 @@ inline void promise_base::finish_rare(scheduler& s) noexcept {
 
     if (has(spawned_bit)) {
         clear(spawned_bit);
+        if (unobserved && refs_ > 1) {
+            // Keeps its loop, and stays listed, so that the loop's
+            // destruction can tell it there is no loop to report to any more.
+            set(unread_bit);
+            sched_ = &s;
+            (void)release(); // a task object holds it: never the last owner
+            return;
+        }
         s.unlink(*this);
         if (release()) {
             // Nobody holds the task any more. It cannot free itself while it
@@ -772,6 +794,18 @@ inline void promise_base::finish_rare(scheduler& s) noexcept {
             s.dispose_ = self();
         }
     }
+}
+
+BRAID_DETAIL_NOINLINE inline void promise_base::note_read() noexcept {
+    clear(unread_bit);
+    std::exchange(sched_, nullptr)->unlink(*this);
+}
+
+BRAID_DETAIL_NOINLINE inline void promise_base::report_unread() noexcept {
+    clear(unread_bit);
+    scheduler* const s = std::exchange(sched_, nullptr);
+    s->unlink(*this);
+    s->report(exception_);
 }
 
 } // namespace braid::detail

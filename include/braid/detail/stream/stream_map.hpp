@@ -231,11 +231,19 @@ void stream_map_state<T, F, In, Zipped>::wake_drainers(
 
 template <class T, class F, class In, bool Zipped>
 bool stream_map_state<T, F, In, Zipped>::add_drainer() noexcept {
+    // life >> 1 counts the drainers, and the producer until it leaves, which
+    // it does after ending production. Once it has ended it is no longer
+    // counted here: at worst, while it is still leaving, one drainer fewer
+    // is allowed for a moment, instead of one more than the pool has
+    // workers for good. relaxed: the producer's end is only a count here.
+    const std::uint64_t producer =
+        (this->pub_.load(std::memory_order_relaxed) & stream_state::pub_ended) != 0 ? 0 : 1;
     // seq_cst: see wake_drainers().
     std::uint64_t life = this->life_.load(std::memory_order_seq_cst);
     do {
-        // life >> 1 counts the producer (if still running) and the drainers.
-        if ((life & stream_state::life_stop) != 0 || (life >> 1) > this->max_drainers_)
+        const std::uint64_t alive = life >> 1;
+        const std::uint64_t drainers = alive > producer ? alive - producer : 0;
+        if ((life & stream_state::life_stop) != 0 || drainers >= this->max_drainers_)
             return false;
         // seq_cst: as the load above.
     } while (!this->life_.compare_exchange_weak(life, life + stream_state::life_unit,

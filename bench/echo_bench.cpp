@@ -38,6 +38,8 @@
 #include <braid/event_loop.hpp>
 #include <braid/net.hpp>
 
+#include "bench_main.hpp"
+
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -54,6 +56,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <fcntl.h>
@@ -713,12 +716,5 @@ int main(int argc, char** argv) {
     }
     pin(pin_cpu);
     register_all();
-    int count = static_cast<int>(rest.size());
-    benchmark::Initialize(&count, rest.data());
-    if (benchmark::ReportUnrecognizedArguments(count, rest.data())) {
-        return 1;
-    }
-    benchmark::RunSpecifiedBenchmarks();
-    benchmark::Shutdown();
-    return 0;
+    return braid_bench::run_benchmarks(std::move(rest));
 }

@@ -23,6 +23,8 @@
 #include <braid/run_in.hpp>
 #include <braid/thread_pool.hpp>
 
+#include "bench_main.hpp"
+
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -396,12 +398,5 @@ int main(int argc, char** argv) {
         ->Arg(1)
         ->UseRealTime()
         ->Iterations(wakeup_iterations);
-    int count = static_cast<int>(rest.size());
-    benchmark::Initialize(&count, rest.data());
-    if (benchmark::ReportUnrecognizedArguments(count, rest.data())) {
-        return 1;
-    }
-    benchmark::RunSpecifiedBenchmarks();
-    benchmark::Shutdown();
-    return 0;
+    return braid_bench::run_benchmarks(std::move(rest));
 }

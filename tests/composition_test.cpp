@@ -8,6 +8,7 @@
 
 #include "support/catch.hpp"
 #include "support/counted.hpp"
+#include "support/errors.hpp"
 
 #include <chrono>
 #include <optional>
@@ -20,6 +21,7 @@
 
 using namespace std::chrono_literals;
 using braid_test::contains;
+using braid_test::log_errors;
 
 namespace {
 
@@ -456,13 +458,7 @@ TEST_CASE("destroying a task_group cancels its running children, which finish on
     braid::event_loop loop{braid::interleaved, clock};
     journal log;
     std::vector<std::string> errors;
-    loop.set_exception_handler([&](std::exception_ptr e) {
-        try {
-            std::rethrow_exception(e);
-        } catch (const std::exception& x) {
-            errors.emplace_back(x.what());
-        }
-    });
+    log_errors(loop, errors);
     auto fails_on_cancel = [&]() -> braid::task<> {
         try {
             co_await braid::sleep_for(1h);

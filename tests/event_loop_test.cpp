@@ -5,6 +5,7 @@
 
 #include "support/catch.hpp"
 #include "support/counted.hpp"
+#include "support/errors.hpp"
 #include "support/trace.hpp"
 
 #include <exception>
@@ -17,6 +18,7 @@
 
 using braid_test::contains;
 using braid_test::counted;
+using braid_test::log_errors;
 
 namespace {
 
@@ -370,13 +372,7 @@ TEST_CASE("exceptions from callbacks go to the loop too", "[loop][errors]") {
 TEST_CASE("an exception handler replaces the default and the loop goes on", "[loop][errors]") {
     braid::event_loop loop;
     std::vector<std::string> logged;
-    loop.set_exception_handler([&](std::exception_ptr e) {
-        try {
-            std::rethrow_exception(e);
-        } catch (const std::exception& ex) {
-            logged.emplace_back(ex.what());
-        }
-    });
+    log_errors(loop, logged);
     loop.spawn(fail_after(2, "one"));
     loop.spawn(fail_after(0, "two"));
     loop.call_soon([] { throw std::runtime_error("three"); });
@@ -403,13 +399,7 @@ TEST_CASE("a kept failed task dropped without reading its error reports it to th
           "[loop][errors]") {
     braid::event_loop loop;
     std::vector<std::string> handled;
-    loop.set_exception_handler([&](std::exception_ptr e) {
-        try {
-            std::rethrow_exception(e);
-        } catch (const std::exception& x) {
-            handled.emplace_back(x.what());
-        }
-    });
+    log_errors(loop, handled);
     auto t = fail_after(1, "unread");
     loop.spawn(t);
     loop.run();

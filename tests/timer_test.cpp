@@ -7,6 +7,7 @@
 
 #include "support/catch.hpp"
 #include "support/counted.hpp"
+#include "support/errors.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -23,6 +24,7 @@
 using namespace std::chrono_literals;
 using braid_test::contains;
 using braid_test::counted;
+using braid_test::log_errors;
 using clock_type = braid::event_loop::clock;
 
 namespace {
@@ -220,13 +222,7 @@ TEST_CASE("exceptions from timer callbacks go to the exception handler", "[timer
     braid::manual_clock clock;
     braid::event_loop loop{braid::interleaved, clock};
     std::vector<std::string> errors;
-    loop.set_exception_handler([&](std::exception_ptr e) {
-        try {
-            std::rethrow_exception(e);
-        } catch (const std::exception& x) {
-            errors.emplace_back(x.what());
-        }
-    });
+    log_errors(loop, errors);
     int after = 0;
     loop.call_later(1s, [] { throw std::runtime_error("first"); });
     loop.call_later(2s, [&] { ++after; });

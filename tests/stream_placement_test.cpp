@@ -34,31 +34,35 @@ bool on_cpu(int cpu, F f) {
     return pinned;
 }
 
-// Two CPUs this process may run on, or fewer.
-std::vector<int> usable_cpus() {
+// Two CPUs this process may run on, in a and b; false (with a warning in the
+// test's output) on a machine that gives it fewer.
+bool two_usable_cpus(int& a, int& b) {
     cpu_set_t set;
     CPU_ZERO(&set);
     std::vector<int> cpus;
-    if (sched_getaffinity(0, sizeof set, &set) != 0)
-        return cpus;
-    for (int cpu = 0; cpu < CPU_SETSIZE && cpus.size() < 2; ++cpu) {
-        if (CPU_ISSET(cpu, &set))
-            cpus.push_back(cpu);
+    if (sched_getaffinity(0, sizeof set, &set) == 0) {
+        for (int cpu = 0; cpu < CPU_SETSIZE && cpus.size() < 2; ++cpu) {
+            if (CPU_ISSET(cpu, &set))
+                cpus.push_back(cpu);
+        }
     }
-    return cpus;
+    if (cpus.size() < 2) {
+        WARN("needs two CPUs to pin threads to; this machine gives the test fewer");
+        return false;
+    }
+    a = cpus[0];
+    b = cpus[1];
+    return true;
 }
 
 } // namespace
 
 TEST_CASE("a waiter stops yielding only while the workers crowd another CPU",
           "[stream_executor][placement]") {
-    const std::vector<int> cpus = usable_cpus();
-    if (cpus.size() < 2) {
-        WARN("needs two CPUs to pin threads to; this machine gives the test fewer");
+    int a = 0;
+    int b = 0;
+    if (!two_usable_cpus(a, b))
         return;
-    }
-    const int a = cpus[0];
-    const int b = cpus[1];
     braid::detail::stream_placement placement(3);
     bool crowded = true;
 
@@ -104,13 +108,12 @@ TEST_CASE("a waiter stops yielding only while the workers crowd another CPU",
 
 TEST_CASE("a backoff with crowded workers elsewhere blocks at once after its spins",
           "[stream_executor][placement]") {
-    const std::vector<int> cpus = usable_cpus();
-    if (cpus.size() < 2) {
-        WARN("needs two CPUs to pin threads to; this machine gives the test fewer");
+    int a = 0;
+    int b = 0;
+    if (!two_usable_cpus(a, b))
         return;
-    }
     braid::detail::stream_placement placement(2);
-    REQUIRE(on_cpu(cpus[0], [&] {
+    REQUIRE(on_cpu(a, [&] {
         placement.running(0);
         placement.running(1);
     }));
@@ -124,11 +127,11 @@ TEST_CASE("a backoff with crowded workers elsewhere blocks at once after its spi
     int crowded_pauses = 0;
     int plain_pauses = 0;
     int beside_pauses = 0;
-    REQUIRE(on_cpu(cpus[1], [&] {
+    REQUIRE(on_cpu(b, [&] {
         crowded_pauses = pauses(&placement);
         plain_pauses = pauses(nullptr);
     }));
-    REQUIRE(on_cpu(cpus[0], [&] { beside_pauses = pauses(&placement); }));
+    REQUIRE(on_cpu(a, [&] { beside_pauses = pauses(&placement); }));
     // Spins, then yields, then block; with the workers crowded elsewhere no yields.
     CHECK(plain_pauses > crowded_pauses);
     CHECK(crowded_pauses > 0);

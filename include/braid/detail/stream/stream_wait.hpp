@@ -23,7 +23,8 @@
 // leaves: crowded workers run dry and leave often, and a worker that sleeps
 // wakes where it slept. The rule is off while items are too cheap for a
 // chunk to reach its target time: results then come faster than a sleeping
-// waiter wakes (with f doing nothing, it halved the map's throughput).
+// waiter wakes (with f doing nothing, the rule took the map from about 15 to
+// 5.5-13 million items a second on 2 cores).
 
 #include <braid/detail/cpu_relax.hpp>
 

@@ -354,6 +354,20 @@ TABLES = {
                         ("100 µs", "/work_ns:100000/real_time", "of_ideal")],
         },
     },
+    "stream_cpu_work": {
+        "presets": ["gcc-release"],
+        "note": "of ideal with `f` a fixed computation instead of a spin to a deadline; "
+                "in brackets: the row's figure / TBB's with 2 threads",
+        "matrix": {
+            "bench": "stream_executor_bench",
+            "rows": [("braid `stream_executor::map`", "BM_stream_executor_map_cpu_work"),
+                     ("TBB `parallel_pipeline`, 2 threads", "BM_tbb_parallel_pipeline_cpu_work"),
+                     ("sequential loop", "BM_sequential_loop_cpu_work")],
+            "base": "BM_tbb_parallel_pipeline_cpu_work",
+            "columns": [("1 µs", "/work_ns:1000/real_time", "of_ideal"),
+                        ("10 µs", "/work_ns:10000/real_time", "of_ideal")],
+        },
+    },
     "stream_spread": {
         "presets": ["gcc-release"],
         "note": "run-to-run spread of `of_ideal`: the largest of the 10 runs / the "

@@ -20,6 +20,7 @@
 #include <oneapi/tbb/task_arena.h>
 #endif
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -46,6 +47,45 @@ std::int64_t work(std::int64_t x, std::int64_t ns) {
     return x * 2 + 1;
 }
 
+// Dependent multiply-adds per nanosecond on an unhindered core, measured once
+// (the fastest of five runs of about 4 ms).
+double steps_per_ns() {
+    static const double rate = [] {
+        constexpr std::int64_t steps = 2'000'000;
+        double best = 0;
+        for (int run = 0; run < 5; ++run) {
+            std::uint64_t v = 1;
+            const auto start = std::chrono::steady_clock::now();
+            for (std::int64_t i = 0; i < steps; ++i) {
+                v = v * 6364136223846793005u + 1442695040888963407u;
+                benchmark::DoNotOptimize(v);
+            }
+            const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                std::chrono::steady_clock::now() - start)
+                                .count();
+            best = std::max(best, static_cast<double>(steps) / static_cast<double>(ns));
+        }
+        return best;
+    }();
+    return rate;
+}
+
+// A fixed amount of computation taking about `ns` nanoseconds on a core of
+// its own. Unlike work(), which spins until a deadline, a thread preempted in
+// the middle of it has the same work left when it comes back: the time the
+// other threads of a design take on the workers' cores is lost to f.
+std::int64_t cpu_work(std::int64_t x, std::int64_t ns) {
+    const auto steps = static_cast<std::int64_t>(static_cast<double>(ns) * steps_per_ns());
+    std::uint64_t v = static_cast<std::uint64_t>(x);
+    for (std::int64_t i = 0; i < steps; ++i) {
+        v = v * 6364136223846793005u + 1442695040888963407u;
+        benchmark::DoNotOptimize(v);
+    }
+    return x * 2 + 1;
+}
+
+using work_fn = std::int64_t (*)(std::int64_t, std::int64_t);
+
 std::int64_t items_for(std::int64_t ns) {
     return ns == 0 ? 200'000 : std::max<std::int64_t>(400, 40'000'000 / ns);
 }
@@ -61,11 +101,11 @@ void report(benchmark::State& state, std::int64_t items, std::int64_t ns) {
     }
 }
 
-void stream_executor_map(benchmark::State& state, std::size_t buffer_size) {
+void stream_executor_map(benchmark::State& state, std::size_t buffer_size, work_fn fn = work) {
     const std::int64_t ns = state.range(0);
     const std::int64_t items = items_for(ns);
     braid::stream_executor ex{workers};
-    const auto f = [ns](std::int64_t x) { return work(x, ns); };
+    const auto f = [ns, fn](std::int64_t x) { return fn(x, ns); };
     for (auto _ : state) {
         std::int64_t sum = 0;
         for (std::int64_t y : ex.map(f, std::views::iota(std::int64_t{0}, items), buffer_size))
@@ -86,10 +126,15 @@ void BM_stream_executor_map_buffer_1000(benchmark::State& state) {
     stream_executor_map(state, 10 * buffer);
 }
 
+// With f a fixed amount of computation instead of a spin to a deadline.
+void BM_stream_executor_map_cpu_work(benchmark::State& state) {
+    stream_executor_map(state, buffer, cpu_work);
+}
+
 #if BRAID_BENCH_HAVE_TBB
 // `threads` is the arena's size; the calling thread takes one of its slots,
 // and the serial input and output stages run on the same threads as f.
-void tbb_pipeline(benchmark::State& state, int threads) {
+void tbb_pipeline(benchmark::State& state, int threads, work_fn fn = work) {
     const std::int64_t ns = state.range(0);
     const std::int64_t items = items_for(ns);
     tbb::task_arena arena(threads);
@@ -108,7 +153,7 @@ void tbb_pipeline(benchmark::State& state, int threads) {
                                                          return next++;
                                                      }) &
                     tbb::make_filter<std::int64_t, std::int64_t>(
-                        tbb::filter_mode::parallel, [ns](std::int64_t x) { return work(x, ns); }) &
+                        tbb::filter_mode::parallel, [ns, fn](std::int64_t x) { return fn(x, ns); }) &
                     tbb::make_filter<std::int64_t, void>(tbb::filter_mode::serial_in_order,
                                                          [&](std::int64_t y) { sum += y; }));
         });
@@ -121,6 +166,10 @@ void tbb_pipeline(benchmark::State& state, int threads) {
 // same two threads as f.
 void BM_tbb_parallel_pipeline(benchmark::State& state) {
     tbb_pipeline(state, static_cast<int>(workers));
+}
+
+void BM_tbb_parallel_pipeline_cpu_work(benchmark::State& state) {
+    tbb_pipeline(state, static_cast<int>(workers), cpu_work);
 }
 
 // Four threads: as many as braid runs (2 workers, its producer, the reader).
@@ -233,16 +282,24 @@ void BM_std_async_per_item(benchmark::State& state) {
     report(state, items, ns);
 }
 
-void BM_sequential_loop(benchmark::State& state) {
+void sequential_loop(benchmark::State& state, work_fn fn) {
     const std::int64_t ns = state.range(0);
     const std::int64_t items = items_for(ns);
     for (auto _ : state) {
         std::int64_t sum = 0;
         for (std::int64_t i = 0; i < items; ++i)
-            sum += work(i, ns);
+            sum += fn(i, ns);
         benchmark::DoNotOptimize(sum);
     }
     report(state, items, ns);
+}
+
+void BM_sequential_loop(benchmark::State& state) {
+    sequential_loop(state, work);
+}
+
+void BM_sequential_loop_cpu_work(benchmark::State& state) {
+    sequential_loop(state, cpu_work);
 }
 
 // Not a benchmark of braid: how much two busy threads get done compared with
@@ -272,6 +329,10 @@ void BM_machine_two_thread_speedup(benchmark::State& state) {
     state.counters["speedup"] = speedup;
 }
 
+void cpu_work_sizes(benchmark::internal::Benchmark* b) {
+    b->Arg(1'000)->Arg(10'000)->ArgName("work_ns")->UseRealTime()->Unit(benchmark::kMillisecond);
+}
+
 void work_sizes(benchmark::internal::Benchmark* b) {
     b->Arg(0)->Arg(1'000)->Arg(10'000)->Arg(100'000)->ArgName("work_ns")->UseRealTime()->Unit(
         benchmark::kMillisecond);
@@ -284,12 +345,7 @@ BENCHMARK(BM_machine_two_thread_speedup)
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_stream_executor_map)->Apply(work_sizes);
-BENCHMARK(BM_stream_executor_map_buffer_1000)
-    ->Arg(1'000)
-    ->Arg(10'000)
-    ->ArgName("work_ns")
-    ->UseRealTime()
-    ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_stream_executor_map_buffer_1000)->Apply(cpu_work_sizes);
 #if BRAID_BENCH_HAVE_TBB
 BENCHMARK(BM_tbb_parallel_pipeline)->Apply(work_sizes);
 BENCHMARK(BM_tbb_parallel_pipeline_4_threads)->Apply(work_sizes);
@@ -297,5 +353,10 @@ BENCHMARK(BM_tbb_parallel_pipeline_4_threads)->Apply(work_sizes);
 BENCHMARK(BM_mutex_pool_ordered_ring)->Apply(work_sizes);
 BENCHMARK(BM_std_async_per_item)->Apply(work_sizes);
 BENCHMARK(BM_sequential_loop)->Apply(work_sizes);
+BENCHMARK(BM_stream_executor_map_cpu_work)->Apply(cpu_work_sizes);
+#if BRAID_BENCH_HAVE_TBB
+BENCHMARK(BM_tbb_parallel_pipeline_cpu_work)->Apply(cpu_work_sizes);
+#endif
+BENCHMARK(BM_sequential_loop_cpu_work)->Apply(cpu_work_sizes);
 
 BENCHMARK_MAIN();

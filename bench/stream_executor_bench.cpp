@@ -37,8 +37,10 @@ namespace {
 constexpr std::size_t workers = 2;
 constexpr std::size_t buffer = 100;
 
-// Busy work of `ns` nanoseconds (not a sleep: it occupies its core).
-std::int64_t work(std::int64_t x, std::int64_t ns) {
+// Busy work of `ns` nanoseconds (not a sleep: it occupies its core). Always
+// inlined: its address is taken (std::async, the template arguments below),
+// after which g++ no longer vectorised the sequential loop's 0 ns case.
+[[gnu::always_inline]] inline std::int64_t work(std::int64_t x, std::int64_t ns) {
     if (ns > 0) {
         const auto end = std::chrono::steady_clock::now() + std::chrono::nanoseconds(ns);
         while (std::chrono::steady_clock::now() < end) {
@@ -84,6 +86,8 @@ std::int64_t cpu_work(std::int64_t x, std::int64_t ns) {
     return x * 2 + 1;
 }
 
+// The work functions are template arguments, so that each benchmark calls
+// its f directly.
 using work_fn = std::int64_t (*)(std::int64_t, std::int64_t);
 
 std::int64_t items_for(std::int64_t ns) {
@@ -101,11 +105,12 @@ void report(benchmark::State& state, std::int64_t items, std::int64_t ns) {
     }
 }
 
-void stream_executor_map(benchmark::State& state, std::size_t buffer_size, work_fn fn = work) {
+template <work_fn Work = work>
+void stream_executor_map(benchmark::State& state, std::size_t buffer_size) {
     const std::int64_t ns = state.range(0);
     const std::int64_t items = items_for(ns);
     braid::stream_executor ex{workers};
-    const auto f = [ns, fn](std::int64_t x) { return fn(x, ns); };
+    const auto f = [ns](std::int64_t x) { return Work(x, ns); };
     for (auto _ : state) {
         std::int64_t sum = 0;
         for (std::int64_t y : ex.map(f, std::views::iota(std::int64_t{0}, items), buffer_size))
@@ -128,13 +133,14 @@ void BM_stream_executor_map_buffer_1000(benchmark::State& state) {
 
 // With f a fixed amount of computation instead of a spin to a deadline.
 void BM_stream_executor_map_cpu_work(benchmark::State& state) {
-    stream_executor_map(state, buffer, cpu_work);
+    stream_executor_map<cpu_work>(state, buffer);
 }
 
 #if BRAID_BENCH_HAVE_TBB
 // `threads` is the arena's size; the calling thread takes one of its slots,
 // and the serial input and output stages run on the same threads as f.
-void tbb_pipeline(benchmark::State& state, int threads, work_fn fn = work) {
+template <work_fn Work = work>
+void tbb_pipeline(benchmark::State& state, int threads) {
     const std::int64_t ns = state.range(0);
     const std::int64_t items = items_for(ns);
     tbb::task_arena arena(threads);
@@ -153,7 +159,7 @@ void tbb_pipeline(benchmark::State& state, int threads, work_fn fn = work) {
                                                          return next++;
                                                      }) &
                     tbb::make_filter<std::int64_t, std::int64_t>(
-                        tbb::filter_mode::parallel, [ns, fn](std::int64_t x) { return fn(x, ns); }) &
+                        tbb::filter_mode::parallel, [ns](std::int64_t x) { return Work(x, ns); }) &
                     tbb::make_filter<std::int64_t, void>(tbb::filter_mode::serial_in_order,
                                                          [&](std::int64_t y) { sum += y; }));
         });
@@ -169,7 +175,7 @@ void BM_tbb_parallel_pipeline(benchmark::State& state) {
 }
 
 void BM_tbb_parallel_pipeline_cpu_work(benchmark::State& state) {
-    tbb_pipeline(state, static_cast<int>(workers), cpu_work);
+    tbb_pipeline<cpu_work>(state, static_cast<int>(workers));
 }
 
 // Four threads: as many as braid runs (2 workers, its producer, the reader).
@@ -282,24 +288,30 @@ void BM_std_async_per_item(benchmark::State& state) {
     report(state, items, ns);
 }
 
-void sequential_loop(benchmark::State& state, work_fn fn) {
+void BM_sequential_loop(benchmark::State& state) {
     const std::int64_t ns = state.range(0);
     const std::int64_t items = items_for(ns);
     for (auto _ : state) {
         std::int64_t sum = 0;
         for (std::int64_t i = 0; i < items; ++i)
-            sum += fn(i, ns);
+            sum += work(i, ns);
         benchmark::DoNotOptimize(sum);
     }
     report(state, items, ns);
 }
 
-void BM_sequential_loop(benchmark::State& state) {
-    sequential_loop(state, work);
-}
-
+// The calibration's check: one thread, so 0.5 of ideal if cpu_work(x, ns)
+// takes ns.
 void BM_sequential_loop_cpu_work(benchmark::State& state) {
-    sequential_loop(state, cpu_work);
+    const std::int64_t ns = state.range(0);
+    const std::int64_t items = items_for(ns);
+    std::int64_t sum = 0;
+    for (auto _ : state) {
+        for (std::int64_t i = 0; i < items; ++i)
+            sum += cpu_work(i, ns);
+    }
+    benchmark::DoNotOptimize(sum);
+    report(state, items, ns);
 }
 
 // Not a benchmark of braid: how much two busy threads get done compared with

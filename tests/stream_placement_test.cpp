@@ -2,8 +2,9 @@
 // detail::stream_placement: a map's producer and consumer stop yielding their
 // CPU while the map's workers are crowded onto another CPU (and items take
 // long enough to sleep through a wait), so the kernel sees that CPU idle and
-// moves a worker there. The rule is checked here from threads pinned to
-// known CPUs.
+// moves a worker there; and a drainer that shares its CPU with another while
+// a CPU is free is told to let the kernel move it. The rules are checked here
+// from threads pinned to known CPUs.
 
 #include <braid/detail/stream/stream_wait.hpp>
 
@@ -12,6 +13,7 @@
 #include <pthread.h>
 #include <sched.h>
 
+#include <cstddef>
 #include <thread>
 #include <vector>
 
@@ -34,18 +36,28 @@ bool on_cpu(int cpu, F f) {
     return pinned;
 }
 
-// Two CPUs this process may run on, in a and b; false (with a warning in the
-// test's output) on a machine that gives it fewer.
-bool two_usable_cpus(int& a, int& b) {
+// The CPUs this process may run on.
+std::vector<int> usable_cpus() {
     cpu_set_t set;
     CPU_ZERO(&set);
     std::vector<int> cpus;
     if (sched_getaffinity(0, sizeof set, &set) == 0) {
-        for (int cpu = 0; cpu < CPU_SETSIZE && cpus.size() < 2; ++cpu) {
+        for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
             if (CPU_ISSET(cpu, &set))
                 cpus.push_back(cpu);
         }
     }
+    return cpus;
+}
+
+std::size_t usable_cpu_count() {
+    return usable_cpus().size();
+}
+
+// Two CPUs this process may run on, in a and b; false (with a warning in the
+// test's output) on a machine that gives it fewer.
+bool two_usable_cpus(int& a, int& b) {
+    const std::vector<int> cpus = usable_cpus();
     if (cpus.size() < 2) {
         WARN("needs two CPUs to pin threads to; this machine gives the test fewer");
         return false;
@@ -136,4 +148,68 @@ TEST_CASE("a backoff with crowded workers elsewhere blocks at once after its spi
     CHECK(plain_pauses > crowded_pauses);
     CHECK(crowded_pauses > 0);
     CHECK(beside_pauses == plain_pauses);
+}
+
+TEST_CASE("a drainer sharing its CPU is told to move only while another CPU is free",
+          "[stream_executor][placement]") {
+    int a = 0;
+    int b = 0;
+    if (!two_usable_cpus(a, b))
+        return;
+    braid::detail::stream_placement placement(3);
+    bool move0 = true;
+    bool move1 = true;
+    const auto ask = [&] {
+        move0 = placement.should_move(0);
+        move1 = placement.should_move(1);
+    };
+
+    // Nothing noted yet, then worker 0 alone: nobody to share with.
+    ask();
+    CHECK_FALSE(move0);
+    REQUIRE(on_cpu(a, [&] { placement.running(0); }));
+    ask();
+    CHECK_FALSE(move0);
+
+    // Workers 0 and 1 on CPU a, b free: both should move.
+    REQUIRE(on_cpu(a, [&] { placement.running(1); }));
+    ask();
+    CHECK(move0);
+    CHECK(move1);
+    CHECK_FALSE(placement.should_move(2)); // no chunk noted on worker 2
+    CHECK_FALSE(placement.should_move(9)); // past the pool's size
+
+    // Worker 1 moved to b: each has a CPU of its own.
+    REQUIRE(on_cpu(b, [&] { placement.running(1); }));
+    ask();
+    CHECK_FALSE(move0);
+    CHECK_FALSE(move1);
+
+    // Back on a, then worker 1 leaves its worker: worker 0 runs alone on a
+    // (the note of worker 1's CPU stays, but does not count).
+    REQUIRE(on_cpu(a, [&] { placement.running(1); }));
+    placement.left(1);
+    ask();
+    CHECK_FALSE(move0);
+    REQUIRE(on_cpu(a, [&] { placement.running(1); })); // back on worker 1
+    ask();
+    CHECK(move0);
+
+    // Three drainers on two CPUs (two on a, one on b): a move helps only
+    // where the process may use a third CPU.
+    REQUIRE(on_cpu(b, [&] { placement.running(2); }));
+    ask();
+    const bool third_cpu = usable_cpu_count() > 2;
+    CHECK(move0 == third_cpu);
+    CHECK(move1 == third_cpu);
+    CHECK_FALSE(placement.should_move(2)); // alone on b
+
+    // Short items turn it off.
+    placement.left(2);
+    ask();
+    CHECK(move0);
+    placement.set_waits_long(false);
+    ask();
+    CHECK_FALSE(move0);
+    CHECK_FALSE(move1);
 }

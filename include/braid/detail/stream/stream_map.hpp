@@ -10,7 +10,9 @@
 //              sure enough drainers are queued on the pool;
 //   drain()    on pool workers: claims a chunk of published inputs (sized so a
 //              chunk takes about 20 microseconds of f), calls f on each, stores
-//              results, and stays a moment for more before leaving its worker.
+//              results, and stays a moment for more before leaving its worker;
+//              one that shares its CPU with another while a CPU is free
+//              sleeps a moment, for the kernel to move it (stream_wait.hpp).
 //              Between chunks a drainer touches only what it must share: the
 //              claim counter and the published count; its cost estimate and
 //              its place in in_f_ stay its own while it has work.
@@ -28,6 +30,7 @@
 #include <iterator>
 #include <memory>
 #include <ranges>
+#include <thread>
 #include <tuple>
 #include <utility>
 #include <vector>
@@ -95,6 +98,8 @@ private:
         std::uint64_t shared_ns;   // the estimate it last stored in item_ns_
         std::size_t worker;        // its pool worker's index
         bool counted_in_f = false; // it holds one unit of in_f_
+        // When it last slept in move_if_crowded().
+        std::chrono::steady_clock::time_point moved_at{};
     };
 
     bool add_drainer() noexcept;
@@ -102,6 +107,8 @@ private:
     void drain() noexcept;
     std::uint64_t claim(std::uint64_t& first, std::uint64_t item_ns) noexcept;
     void run_chunk(std::uint64_t first, std::uint64_t count, drainer& me) noexcept;
+    void move_if_crowded(drainer& me) noexcept;
+    void leave_worker(const drainer& me) noexcept { this->placement_.left(me.worker); }
     bool has_unclaimed() const noexcept;
     bool linger() const noexcept;
     void lower_limit(std::uint64_t limit) noexcept;
@@ -278,6 +285,7 @@ void stream_map_state<T, F, In, Zipped>::drain() noexcept {
             if (has_unclaimed())
                 recruit();
             run_chunk(first, count, me);
+            move_if_crowded(me);
             continue;
         }
         if (me.counted_in_f) {
@@ -292,12 +300,29 @@ void stream_map_state<T, F, In, Zipped>::drain() noexcept {
         std::uint64_t life =
             this->life_.fetch_sub(stream_state::life_unit, std::memory_order_seq_cst);
         if ((life >> 1) == 1 && (life & stream_state::life_stop) != 0) {
+            leave_worker(me);
             this->abandon();
             return;
         }
-        if (!has_unclaimed() || !add_drainer())
+        if (!has_unclaimed() || !add_drainer()) {
+            leave_worker(me);
             return;
+        }
     }
+}
+
+template <class T, class F, class In, bool Zipped>
+void stream_map_state<T, F, In, Zipped>::move_if_crowded(drainer& me) noexcept {
+    // See stream_placement::should_move: a short sleep lets the kernel wake
+    // this thread on an idle CPU. At most once every 2 ms, so that a move
+    // the kernel does not make costs this drainer at most 2.5 % of its time.
+    if (!this->placement_.should_move(me.worker))
+        return;
+    const auto now = std::chrono::steady_clock::now();
+    if (now - me.moved_at < std::chrono::milliseconds(2))
+        return;
+    me.moved_at = now;
+    std::this_thread::sleep_for(std::chrono::microseconds(50));
 }
 
 template <class T, class F, class In, bool Zipped>

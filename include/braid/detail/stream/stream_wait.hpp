@@ -25,6 +25,19 @@
 // chunk to reach its target time: results then come faster than a sleeping
 // waiter wakes (with f doing nothing, the rule took the map from about 15 to
 // 5.5-13 million items a second on 2 cores).
+//
+// The same notes serve the drainers themselves (should_move). With long
+// items the producer and consumer sleep most of the time, and their CPU is
+// idle but for a moment per result; the kernel then skips the balancing it
+// does when a CPU goes idle (it waits for a CPU to stay idle about half a
+// millisecond on average) and its periodic balancing finds that CPU busy,
+// so two drainers can share one CPU for a whole map while the other idles
+// (measured with 2 workers on 2 cores, 100 us per item, buffer 1,000: up
+// to 1 map in 10 took a fifth longer than ideal, some twice as long). A
+// drainer that shares its CPU with another running drainer of the map,
+// while the running drainers use fewer CPUs than there are of them and of
+// CPUs the process may use, sleeps 50 us, at most once every 2 ms; the
+// kernel wakes a thread on an idle CPU when it has one.
 
 #include <braid/detail/cpu_relax.hpp>
 
@@ -32,6 +45,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <thread>
@@ -41,9 +55,12 @@ namespace braid::detail {
 
 class stream_placement {
 public:
-    explicit stream_placement(std::size_t workers) : cpus_(std::min(workers, max_tracked)) {
+    explicit stream_placement(std::size_t workers)
+        : cpus_(std::min(workers, max_tracked)), running_(cpus_.size()) {
         for (std::atomic<int>& cpu : cpus_)
             cpu.store(unknown, std::memory_order_relaxed);
+        for (std::atomic<bool>& running : running_)
+            running.store(false, std::memory_order_relaxed);
     }
 
     // The drainer on pool worker `worker` is about to run a chunk. Writes
@@ -55,6 +72,41 @@ public:
         // relaxed (here and below): a scheduling hint; nothing is read through it.
         if (cpus_[worker].load(std::memory_order_relaxed) != cpu)
             cpus_[worker].store(cpu, std::memory_order_relaxed);
+        if (!running_[worker].load(std::memory_order_relaxed))
+            running_[worker].store(true, std::memory_order_relaxed);
+    }
+
+    // The drainer on pool worker `worker` has left it. Its CPU stays noted
+    // (see above); it no longer counts for should_move().
+    void left(std::size_t worker) noexcept {
+        if (worker < running_.size() && running_[worker].load(std::memory_order_relaxed))
+            running_[worker].store(false, std::memory_order_relaxed);
+    }
+
+    // Whether the drainer on pool worker `worker`, which has just run a
+    // chunk, shares its CPU with another running drainer of the map while
+    // the running drainers are on fewer CPUs than there are of them and of
+    // CPUs the process may use; false while waits are short (see
+    // set_waits_long).
+    bool should_move(std::size_t worker) const noexcept {
+        if (worker >= cpus_.size() || !waits_long_.load(std::memory_order_relaxed))
+            return false;
+        const int mine = cpus_[worker].load(std::memory_order_relaxed);
+        if (mine < 0)
+            return false;
+        std::uint64_t seen = 0;
+        std::size_t drainers = 0;
+        bool shared = false;
+        for (std::size_t w = 0; w < cpus_.size(); ++w) {
+            const int cpu = cpus_[w].load(std::memory_order_relaxed);
+            if (cpu < 0 || !running_[w].load(std::memory_order_relaxed))
+                continue;
+            ++drainers;
+            seen |= std::uint64_t{1} << (static_cast<unsigned>(cpu) % 64);
+            shared = shared || (w != worker && cpu == mine);
+        }
+        const auto cpus_used = static_cast<std::size_t>(std::popcount(seen));
+        return shared && cpus_used < std::min(drainers, usable_cpus());
     }
 
     // Whether the map's items take long enough for a waiter to sleep
@@ -93,7 +145,22 @@ public:
 private:
     static constexpr std::size_t max_tracked = 64; // workers past it are not tracked
     static constexpr int unknown = -1;
+
+    // CPUs this process may run on, as it started (a later change of its
+    // affinity is not seen).
+    static std::size_t usable_cpus() noexcept {
+        static const std::size_t count = [] {
+            cpu_set_t set;
+            CPU_ZERO(&set);
+            if (::sched_getaffinity(0, sizeof set, &set) == 0)
+                return static_cast<std::size_t>(CPU_COUNT(&set));
+            return static_cast<std::size_t>(std::max(1u, std::thread::hardware_concurrency()));
+        }();
+        return count;
+    }
+
     std::vector<std::atomic<int>> cpus_;
+    std::vector<std::atomic<bool>> running_; // a drainer of the map is on that worker
     std::atomic<bool> waits_long_{true};
 };
 

@@ -210,6 +210,12 @@ def value(entry, metric):
         xs = [value(r, metric[len("spread:"):]) for r in entry.get("_runs", [])]
         xs = [x for x in xs if x]
         return max(xs) / min(xs) if len(xs) > 1 else None
+    if metric.startswith(("total:", "max:")):
+        # the sum or the largest of a figure over the repetitions
+        how, name = metric.split(":", 1)
+        xs = [value(r, name) for r in entry.get("_runs", [])]
+        xs = [x for x in xs if x is not None]
+        return (sum(xs) if how == "total" else max(xs)) if xs else None
     return entry.get(metric)
 
 
@@ -220,6 +226,10 @@ def fmt(x, metric):
         return f"{x / 1e6:.2f} M/s"
     if metric.startswith("spread:") or metric == "of_ideal":
         return f"{x:.3f}"
+    if metric.startswith("total:"):
+        return f"{x:,.0f}"
+    if metric.startswith("max:"):
+        return f"{x:.2f}"
     if metric in ("ns",) and x < 10:
         return f"{x:.2f}"
     if x >= 100:
@@ -354,6 +364,19 @@ TABLES = {
                         ("100 µs", "/work_ns:100000/real_time", "of_ideal")],
         },
     },
+    "stream_tail": {
+        "presets": ["gcc-release"],
+        "note": "maps of 400 items of 100 µs, 500 in all (10 runs of 50), each timed alone; "
+                "ideal: two workers doing nothing but `f`",
+        "matrix": {
+            "bench": "stream_executor_bench",
+            "rows": [("braid, buffer 100", "BM_stream_executor_map_tail/buffer:100"),
+                     ("braid, buffer 1,000", "BM_stream_executor_map_tail/buffer:1000")],
+            "columns": [("maps taking ≥ 1.2× ideal", "/iterations:1/real_time",
+                         "total:slow_maps"),
+                        ("slowest map / ideal", "/iterations:1/real_time", "max:slowest")],
+        },
+    },
     "stream_cpu_work": {
         "presets": ["gcc-release"],
         "note": "of ideal with `f` a fixed computation instead of a spin to a deadline; "
@@ -376,6 +399,8 @@ TABLES = {
         "matrix": {
             "bench": "stream_executor_bench",
             "rows": [("braid `stream_executor::map`", "BM_stream_executor_map"),
+                     ("braid, buffer 1,000 instead of 100",
+                      "BM_stream_executor_map_buffer_1000"),
                      ("TBB `parallel_pipeline`, 2 threads", "BM_tbb_parallel_pipeline")],
             "columns": [("1 µs", "/work_ns:1000/real_time", "spread:of_ideal"),
                         ("10 µs", "/work_ns:10000/real_time", "spread:of_ideal"),

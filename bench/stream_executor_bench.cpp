@@ -7,6 +7,10 @@
 // mutex + condition-variable pool with an ordered result ring, std::async per
 // item (100 in flight), and a sequential loop.
 //
+// Also: braid's map with a buffer of 1,000; how many of its maps take much
+// longer than ideal (100 us per item); and braid, TBB (2 threads) and the
+// sequential loop with f a fixed computation instead of a spin to a deadline.
+//
 // Counters: items_per_second, and of_ideal = throughput / (2 workers / work
 // time), the fraction of what two perfectly used workers could do.
 
@@ -129,6 +133,38 @@ void BM_stream_executor_map(benchmark::State& state) {
 // those turns cost at buffer 100.
 void BM_stream_executor_map_buffer_1000(benchmark::State& state) {
     stream_executor_map(state, 10 * buffer);
+}
+
+// How often a map takes much longer than ideal: 50 maps of 400 items of
+// 100 us per run, each timed alone. Counters: slow_maps, how many took 1.2
+// times the ideal time or more (two workers doing nothing but f), and
+// slowest, the slowest one's time over ideal.
+void BM_stream_executor_map_tail(benchmark::State& state) {
+    constexpr std::int64_t ns = 100'000;
+    constexpr int maps = 50;
+    const auto buffer_size = static_cast<std::size_t>(state.range(0));
+    const std::int64_t items = items_for(ns);
+    const double ideal_seconds = static_cast<double>(items * ns) * 1e-9 / workers;
+    braid::stream_executor ex{workers};
+    const auto f = [](std::int64_t x) { return work(x, ns); };
+    int slow_maps = 0;
+    double slowest = 0;
+    for (auto _ : state) {
+        for (int m = 0; m < maps; ++m) {
+            const auto start = std::chrono::steady_clock::now();
+            std::int64_t sum = 0;
+            for (std::int64_t y : ex.map(f, std::views::iota(std::int64_t{0}, items), buffer_size))
+                sum += y;
+            benchmark::DoNotOptimize(sum);
+            const double over_ideal =
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() /
+                ideal_seconds;
+            slow_maps += over_ideal >= 1.2 ? 1 : 0;
+            slowest = std::max(slowest, over_ideal);
+        }
+    }
+    state.counters["slow_maps"] = slow_maps;
+    state.counters["slowest"] = slowest;
 }
 
 // With f a fixed amount of computation instead of a spin to a deadline.
@@ -341,6 +377,11 @@ void BM_machine_two_thread_speedup(benchmark::State& state) {
     state.counters["speedup"] = speedup;
 }
 
+void buffer_1000_sizes(benchmark::internal::Benchmark* b) {
+    b->Arg(1'000)->Arg(10'000)->Arg(100'000)->ArgName("work_ns")->UseRealTime()->Unit(
+        benchmark::kMillisecond);
+}
+
 void cpu_work_sizes(benchmark::internal::Benchmark* b) {
     b->Arg(1'000)->Arg(10'000)->ArgName("work_ns")->UseRealTime()->Unit(benchmark::kMillisecond);
 }
@@ -357,7 +398,7 @@ BENCHMARK(BM_machine_two_thread_speedup)
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_stream_executor_map)->Apply(work_sizes);
-BENCHMARK(BM_stream_executor_map_buffer_1000)->Apply(cpu_work_sizes);
+BENCHMARK(BM_stream_executor_map_buffer_1000)->Apply(buffer_1000_sizes);
 #if BRAID_BENCH_HAVE_TBB
 BENCHMARK(BM_tbb_parallel_pipeline)->Apply(work_sizes);
 BENCHMARK(BM_tbb_parallel_pipeline_4_threads)->Apply(work_sizes);
@@ -365,6 +406,13 @@ BENCHMARK(BM_tbb_parallel_pipeline_4_threads)->Apply(work_sizes);
 BENCHMARK(BM_mutex_pool_ordered_ring)->Apply(work_sizes);
 BENCHMARK(BM_std_async_per_item)->Apply(work_sizes);
 BENCHMARK(BM_sequential_loop)->Apply(work_sizes);
+BENCHMARK(BM_stream_executor_map_tail)
+    ->Arg(100)
+    ->Arg(1'000)
+    ->ArgName("buffer")
+    ->Iterations(1)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_stream_executor_map_cpu_work)->Apply(cpu_work_sizes);
 #if BRAID_BENCH_HAVE_TBB
 BENCHMARK(BM_tbb_parallel_pipeline_cpu_work)->Apply(cpu_work_sizes);

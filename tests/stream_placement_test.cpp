@@ -67,13 +67,19 @@ bool two_usable_cpus(int& a, int& b) {
     return true;
 }
 
-} // namespace
-
-TEST_CASE("a waiter stops yielding only while the workers crowd another CPU",
-          "[stream_executor][placement]") {
+// Each test's two CPUs: `usable` is false (and the test returns at once) on a
+// machine that gives the process fewer.
+struct two_cpus {
     int a = 0;
     int b = 0;
-    if (!two_usable_cpus(a, b))
+    bool usable = two_usable_cpus(a, b);
+};
+
+} // namespace
+
+TEST_CASE_METHOD(two_cpus, "a waiter stops yielding only while the workers crowd another CPU",
+                 "[stream_executor][placement]") {
+    if (!usable)
         return;
     braid::detail::stream_placement placement(3);
     bool crowded = true;
@@ -118,11 +124,10 @@ TEST_CASE("a waiter stops yielding only while the workers crowd another CPU",
     CHECK(crowded);
 }
 
-TEST_CASE("a backoff with crowded workers elsewhere blocks at once after its spins",
-          "[stream_executor][placement]") {
-    int a = 0;
-    int b = 0;
-    if (!two_usable_cpus(a, b))
+TEST_CASE_METHOD(two_cpus,
+                 "a backoff with crowded workers elsewhere blocks at once after its spins",
+                 "[stream_executor][placement]") {
+    if (!usable)
         return;
     braid::detail::stream_placement placement(2);
     REQUIRE(on_cpu(a, [&] {
@@ -150,11 +155,10 @@ TEST_CASE("a backoff with crowded workers elsewhere blocks at once after its spi
     CHECK(beside_pauses == plain_pauses);
 }
 
-TEST_CASE("a drainer sharing its CPU is told to move only while another CPU is free",
-          "[stream_executor][placement]") {
-    int a = 0;
-    int b = 0;
-    if (!two_usable_cpus(a, b))
+TEST_CASE_METHOD(two_cpus,
+                 "a drainer sharing its CPU is told to move only while another CPU is free",
+                 "[stream_executor][placement]") {
+    if (!usable)
         return;
     braid::detail::stream_placement placement(3);
     bool move0 = true;

@@ -102,7 +102,7 @@ public:
             if (cpu < 0 || !running_[w].load(std::memory_order_relaxed))
                 continue;
             ++drainers;
-            seen |= std::uint64_t{1} << (static_cast<unsigned>(cpu) % 64);
+            seen |= cpu_bit(cpu);
             shared = shared || (w != worker && cpu == mine);
         }
         const auto cpus_used = static_cast<std::size_t>(std::popcount(seen));
@@ -119,8 +119,7 @@ public:
     }
 
     // Whether some CPU runs two or more drainers while the caller's runs
-    // none, and waits are long. (CPUs are told apart modulo 64: a rare false
-    // "crowded" only makes a waiter sleep sooner.)
+    // none, and waits are long.
     bool crowded_elsewhere() const noexcept {
         if (!waits_long_.load(std::memory_order_relaxed))
             return false;
@@ -135,7 +134,7 @@ public:
                 continue;
             if (cpu == mine)
                 return false;
-            const std::uint64_t bit = std::uint64_t{1} << (static_cast<unsigned>(cpu) % 64);
+            const std::uint64_t bit = cpu_bit(cpu);
             crowded = crowded || (seen & bit) != 0;
             seen |= bit;
         }
@@ -145,6 +144,12 @@ public:
 private:
     static constexpr std::size_t max_tracked = 64; // workers past it are not tracked
     static constexpr int unknown = -1;
+
+    // A CPU's bit in a set of CPUs. CPUs are told apart modulo 64: a rare
+    // mix-up only makes a waiter sleep sooner, or a drainer nap once more.
+    static std::uint64_t cpu_bit(int cpu) noexcept {
+        return std::uint64_t{1} << (static_cast<unsigned>(cpu) % 64);
+    }
 
     // CPUs this process may run on, as it started (a later change of its
     // affinity is not seen).

@@ -212,7 +212,7 @@ private:
                         static_cast<std::int32_t>(pick(0, 4))};
             }
         }
-        if (roll < 86 && deeper && !prog_.destroy_after_main) {
+        if (roll < 86 && deeper) {
             return one_in(2) ? op{op_kind::group_spawn, false, script(depth + 1)}
                              : op{op_kind::group_wait, one_in(3)};
         }

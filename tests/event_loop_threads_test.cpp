@@ -296,8 +296,48 @@ TEST_CASE("a thread-safe call or a due timer made while no timer is pending wait
         loop.spawn(quick());
         loop.run();
         // The pass {A} ends after round 4; the call joins the back, behind A,
-        // and runs in round 6 (today: round 8).
+        // and runs in round 6.
         INFO((threadsafe ? "call_soon_threadsafe" : "call_later(0ms)"));
         CHECK(ran_at == 6);
+    }
+}
+
+// The loop counted passes (a timer was pending at its last collection), then
+// stopped (the timer was cancelled), then a timer appeared again: the steps
+// run meanwhile belong to the pass in progress too.
+TEST_CASE("a due timer made after the only pending timer was cancelled waits only for the pass "
+          "in progress",
+          "[threads][loop]") {
+    for (const bool threadsafe : {false, true}) {
+        braid::manual_clock clock;
+        braid::event_loop loop{braid::interleaved, clock};
+        std::vector<std::string> log;
+        braid::timer_handle far = loop.call_later(1h, [&] { log.push_back("far"); });
+        loop.call_soon([&] {
+            log.push_back("cancel");
+            far.cancel(); // nothing pending now
+        });
+        loop.call_soon([&] {
+            log.push_back("queue x");
+            loop.call_soon([&] {
+                log.push_back("x");
+                loop.call_soon([&] { log.push_back("y"); });
+            });
+        });
+        loop.call_soon([&] { log.push_back("a"); });
+        loop.call_soon([&] {
+            log.push_back("b");
+            if (threadsafe) {
+                loop.call_soon_threadsafe([&] { log.push_back("due"); });
+            } else {
+                loop.call_later(0ms, [&] { log.push_back("due"); });
+            }
+        });
+        loop.call_soon([&] { log.push_back("c"); });
+        loop.run();
+        // The pass is {cancel, queue x, a, b, c}; "due" is collected at its
+        // end at the latest, behind x, so it runs before what x queues.
+        INFO((threadsafe ? "call_soon_threadsafe" : "call_later(0ms)"));
+        CHECK(log == std::vector<std::string>{"cancel", "queue x", "a", "b", "c", "x", "due", "y"});
     }
 }

@@ -47,8 +47,7 @@
 // (the default exception handler; the loop is run again) instead of going to
 // a handler that records them, D destroys the loop as soon as main is done,
 // and F runs the rest with run_forever() (and a last timer that stops it)
-// instead of run(). (With D, g spawns a fire-and-forget task for now: see
-// decoder::decode.) Any other byte is ignored, a missing ( or { is an empty
+// instead of run(). Any other byte is ignored, a missing ( or { is an empty
 // body, and a bracket that follows no operation opens a group that is skipped.
 //
 // Adding an operation: its op_kind in loop_program.hpp and its cases in

@@ -36,6 +36,11 @@
 //   due (deadline order, then the order they were made), to the back of the
 //   queue. A timer's callback takes a round when it runs, not when it was
 //   cancelled meanwhile (it still takes its place in the pass).
+// - The loop counts the steps of a pass only while a timer is pending. When
+//   a timer or a thread-safe call appears while it does not (none was
+//   pending at the last collection, or the last one went since), it collects
+//   right after that step; with none pending and no thread-safe call queued,
+//   it does not collect until the queue is empty.
 // - With nothing ready and nothing to collect, the manual clock moves to the
 //   earliest pending deadline; with no timer pending either, run() returns.
 // - stop() makes run()/run_forever() return after the step in progress, or,
@@ -275,6 +280,9 @@ private:
         case timer_phase::pending:
             pending_timers_.erase(std::make_pair(tm.deadline, tm.seq));
             tm.state = timer_phase::cancelled;
+            if (!world_on()) {
+                counting_ = false; // the count of the pass in progress is lost
+            }
             return true;
         case timer_phase::due: // its item stays in the queue, and runs nothing
             tm.state = timer_phase::cancelled;
@@ -304,9 +312,14 @@ private:
             ready_.push_back(item{item_kind::threadsafe, cb});
         }
         remote_.clear();
+        remote_bit_ = false;
         fire_due_timers();
         pass_left_ = ready_.size();
+        counting_ = world_on();
     }
+
+    // Whether the loop counts its passes: while a timer is pending.
+    [[nodiscard]] bool world_on() const { return !pending_timers_.empty(); }
 
     // --- Running --------------------------------------------------------------
 
@@ -332,7 +345,14 @@ private:
             stop_ = false;
             return status::stopped;
         }
-        if (pass_left_ > 1) {
+        if (!world_on() && !remote_bit_) {
+            return status::go_on; // nothing to collect: passes are not counted
+        }
+        if (!counting_) {
+            // Something appeared while passes were not counted: the end of
+            // the pass in progress is unknown, so the loop collects now.
+            collect();
+        } else if (pass_left_ > 1) {
             --pass_left_;
         } else if (!ready_.empty()) {
             collect();
@@ -362,6 +382,7 @@ private:
             now_ = std::max(now_, pending_timers_.begin()->first.first);
             fire_due_timers();
             pass_left_ = ready_.size();
+            counting_ = world_on();
             if (!ready_.empty()) {
                 return status::go_on;
             }
@@ -533,6 +554,7 @@ private:
         }
         case op_kind::threadsafe:
             remote_.push_back(o.target);
+            remote_bit_ = true;
             break;
         case op_kind::stop:
             record(event_kind::stop, 0, 0);
@@ -1074,6 +1096,8 @@ private:
     std::uint64_t seq_ = 0;
     std::int64_t now_ = 0;
     std::size_t pass_left_ = 0;
+    bool counting_ = false;    // pass_left_ counts the pass in progress
+    bool remote_bit_ = false;  // a thread-safe call was queued since the last collection
     bool stop_ = false;        // the loop's pending stop
     bool stop_called_ = false; // the driver's: a stop since it last looked
     bool sentinel_fired_ = false;

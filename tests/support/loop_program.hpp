@@ -127,23 +127,12 @@ inline constexpr std::uint32_t timeout_mark = 0xFFFF'FFF1;   // braid::timeout_e
 inline constexpr std::uint32_t other_mark = 0xFFFF'FFF2;     // anything else
 
 // The time of the last timer, the sentinel, armed before anything else in a
-// program that uses time or thread-safe calls: later than any deadline a
-// program can reach, so it fires once all else is done. It keeps a timer
-// pending while the program runs, so the loop counts its passes throughout
-// (see docs/time_and_threads.md), and under run_forever() it calls stop().
+// program run with run_forever(): later than any deadline a program can
+// reach, so it fires once all else is done, and calls stop().
 inline constexpr std::int64_t end_of_time_ms = 1'000'000'000;
 
 inline bool needs_sentinel(const program& prog) {
-    if (prog.forever) {
-        return true;
-    }
-    for (const op& o : prog.ops) {
-        if (o.kind == op_kind::sleep || o.kind == op_kind::call_later ||
-            o.kind == op_kind::wait_for || o.kind == op_kind::threadsafe) {
-            return true;
-        }
-    }
-    return false;
+    return prog.forever;
 }
 
 enum class event_kind : std::uint8_t {

@@ -298,6 +298,10 @@ inline void scheduler::update_world() noexcept {
             attention_.fetch_or(attention_world, std::memory_order_relaxed);
         } else {
             attention_.fetch_and(~attention_world, std::memory_order_relaxed);
+            // Steps from now on are not counted, so the count of the pass in
+            // progress is lost: whatever appears next is collected right
+            // after its step (see attend), not when a stale count runs out.
+            counting_ = false;
         }
     }
 }

@@ -131,7 +131,7 @@ TEST_CASE("a task never started finishes as cancelled at once, without running i
     REQUIRE_THROWS_AS(loop.run_until_complete(t), braid::cancelled);
 }
 
-TEST_CASE("cancelling a task never started runs every callback; the first exception one "
+TEST_CASE("cancelling a task never started runs every callback, and the first exception one "
           "throws leaves cancel",
           "[cancel]") {
     auto body = []() -> braid::task<int> { co_return 1; };
@@ -197,7 +197,7 @@ TEST_CASE("a task ready to run gets braid::cancelled from the yield it last susp
     CHECK(t.cancelled());
 }
 
-TEST_CASE("a task can cancel itself; it receives braid::cancelled at its next suspension",
+TEST_CASE("a task can cancel itself, and it receives braid::cancelled at its next suspension",
           "[cancel]") {
     braid::event_loop loop;
     braid::task<int>* self = nullptr;
@@ -217,7 +217,8 @@ TEST_CASE("a task can cancel itself; it receives braid::cancelled at its next su
     CHECK(t.cancelled());
 }
 
-TEST_CASE("a cancelled sleep removes its timer; the clock never jumps to it", "[cancel][sleep]") {
+TEST_CASE("a cancelled sleep removes its timer, and the clock never jumps to it",
+          "[cancel][sleep]") {
     braid::manual_clock clock;
     braid::event_loop loop{braid::interleaved, clock};
     braid::task<int> t = sleeper(1h, 1);
@@ -230,7 +231,7 @@ TEST_CASE("a cancelled sleep removes its timer; the clock never jumps to it", "[
     CHECK(loop.rounds() - rounds_before == 3);   // first step, the timer callback, the wake-up
 }
 
-TEST_CASE("a cancelled run_in resumes at once; the pool still runs f and its result is dropped",
+TEST_CASE("a cancelled run_in resumes at once, and the pool still runs f and its result is dropped",
           "[cancel][run_in]") {
     braid::thread_pool pool(1);
     braid::event_loop loop;
@@ -256,7 +257,7 @@ TEST_CASE("a cancelled run_in resumes at once; the pool still runs f and its res
     loop.run(); // the late result arrives and is dropped
 }
 
-TEST_CASE("a cancelled async_next resumes at once; the result stays for the next reader",
+TEST_CASE("a cancelled async_next resumes at once, and the result stays for the next reader",
           "[cancel][stream]") {
     braid::event_loop loop;
     braid::stream_executor ex(1);
@@ -284,7 +285,7 @@ TEST_CASE("a cancelled async_next resumes at once; the result stays for the next
     CHECK(rest == std::vector<int>{0, 1, 2});
 }
 
-TEST_CASE("cancelling a task that awaits a child cancels the child first; its cancellation "
+TEST_CASE("cancelling a task that awaits a child cancels the child first, and its cancellation "
           "comes back up",
           "[cancel][child]") {
     braid::manual_clock clock;
@@ -505,8 +506,9 @@ TEST_CASE("the stop token is requested when the task is cancelled", "[cancel][st
     CHECK(l.result());
 }
 
-TEST_CASE("a cancelled wait on a descriptor stops at once; the descriptor can be waited on again",
-          "[cancel][io]") {
+TEST_CASE(
+    "a cancelled wait on a descriptor stops at once, and the descriptor can be waited on again",
+    "[cancel][io]") {
     int fds[2];
     REQUIRE(::pipe2(fds, O_NONBLOCK | O_CLOEXEC) == 0);
     braid::event_loop loop;
@@ -527,7 +529,7 @@ TEST_CASE("a cancelled wait on a descriptor stops at once; the descriptor can be
     ::close(fds[1]);
 }
 
-TEST_CASE("a task cancelled in read_some gets braid::cancelled; the stream stays usable",
+TEST_CASE("a task cancelled in read_some gets braid::cancelled, and the stream stays usable",
           "[cancel][io]") {
     braid::event_loop loop;
     auto listener = braid::tcp_listener::bind("127.0.0.1", 0);

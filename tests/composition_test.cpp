@@ -244,7 +244,7 @@ TEST_CASE("when_all: a child ending cancelled counts as a failure", "[when_all][
     REQUIRE_THROWS_AS(loop.run_until_complete(body()), braid::cancelled);
 }
 
-TEST_CASE("when_any gives the first to succeed; the others are cancelled and awaited",
+TEST_CASE("when_any gives the first to succeed, and the others are cancelled and awaited",
           "[when_any]") {
     braid::manual_clock clock;
     braid::event_loop loop{braid::interleaved, clock};
@@ -384,7 +384,7 @@ TEST_CASE("cancelling the task that awaits when_all, when_any or wait_for cancel
     }
 }
 
-TEST_CASE("a task_group waits for every child; the first failure cancels the rest and is "
+TEST_CASE("a task_group waits for every child, and the first failure cancels the rest and is "
           "rethrown by wait",
           "[task_group]") {
     braid::manual_clock clock;
@@ -451,7 +451,7 @@ TEST_CASE("cancelling the task in task_group::wait cancels the children first", 
     CHECK(log.lines == std::vector<std::string>{"x cancelled", "y cancelled"});
 }
 
-TEST_CASE("destroying a task_group cancels its running children, which finish on the loop; "
+TEST_CASE("destroying a task_group cancels its running children, which finish on the loop, and "
           "a late failure goes to the exception handler",
           "[task_group][lifetime]") {
     braid::manual_clock clock;

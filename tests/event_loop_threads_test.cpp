@@ -167,7 +167,7 @@ TEST_CASE("stop before run_forever makes it run one pass and return", "[threads]
     CHECK(log == std::vector<std::string>{"a0", "b0", "a1", "b1"});
 }
 
-TEST_CASE("run_until_complete does not stop for stop(); the stop waits for the next run",
+TEST_CASE("run_until_complete does not stop for stop(), and the stop waits for the next run",
           "[threads][stop]") {
     braid::event_loop loop;
     long other_steps = 0;

@@ -64,7 +64,8 @@ int error_of(braid::task<>& t) {
 
 } // namespace
 
-TEST_CASE("readable wakes a task once a pipe has data; braid never closes the descriptor", "[io]") {
+TEST_CASE("readable wakes a task once a pipe has data, and braid never closes the descriptor",
+          "[io]") {
     test_pipe pipe;
     REQUIRE(pipe.read_end >= 0);
     braid::event_loop loop;

@@ -181,7 +181,7 @@ TEST_CASE("1,000 concurrent connections each doing 100 round trips on one loop",
     CHECK(wrong == 0);
 }
 
-TEST_CASE("a peer closing mid-read gives 0; mid-write gives std::system_error and the process "
+TEST_CASE("a peer closing mid-read gives 0, and mid-write gives std::system_error and the process "
           "survives",
           "[net]") {
     braid::event_loop loop;

@@ -188,7 +188,7 @@ TEST_CASE("many tasks wait on one pool at once", "[run_in]") {
     }
 }
 
-TEST_CASE("a loop destroyed while run_in work is outstanding frees everything; the late "
+TEST_CASE("a loop destroyed while run_in work is outstanding frees everything, and the late "
           "result is dropped on the worker",
           "[run_in][lifetime]") {
     braid::thread_pool pool(1);

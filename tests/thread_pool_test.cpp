@@ -202,7 +202,7 @@ TEST_CASE("shutdown from one of the pool's workers is refused", "[thread_pool]")
     CHECK_FALSE(pool.is_worker_thread());
 }
 
-TEST_CASE("each worker has its own index; other threads get thread_count()", "[thread_pool]") {
+TEST_CASE("each worker has its own index, and other threads get thread_count()", "[thread_pool]") {
     braid::thread_pool pool(3);
     braid::thread_pool other(1);
     CHECK(pool.worker_index() == 3);

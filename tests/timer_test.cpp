@@ -413,7 +413,7 @@ TEST_CASE("run_until_complete waits for a sleeping task instead of giving up",
     CHECK(since_start(clock) == 1h);
 }
 
-TEST_CASE("destroying a loop frees a sleeping task; a kept task object outlives it",
+TEST_CASE("destroying a loop frees a sleeping task, and a kept task object outlives it",
           "[timer][sleep][lifetime]") {
     counted::reset();
     braid::manual_clock clock;

@@ -107,7 +107,7 @@ TEST_CASE("a child finishing hands the step to its parent, and cancellation show
     loop.set_tracer(nullptr);
 }
 
-TEST_CASE("installing a tracer mid-run takes effect at the next step; removing it too",
+TEST_CASE("installing a tracer mid-run takes effect at the next step, and removing it too",
           "[tracer]") {
     braid::event_loop loop;
     recorder trace;

@@ -283,6 +283,10 @@ TEST_CASE("when_any rethrows the last failure when all fail, and refuses an empt
         co_await braid::when_any(std::move(racers));
     };
     REQUIRE_THROWS_WITH(loop.run_until_complete(all_fail()), "last");
+    auto all_fail_variadic = [&]() -> braid::task<> {
+        co_await braid::when_any(fail_after(1s, "first"), fail_after(2s, "last"));
+    };
+    REQUIRE_THROWS_WITH(loop.run_until_complete(all_fail_variadic()), "last");
     REQUIRE_THROWS_AS(loop.run_until_complete(braid::when_any(std::vector<braid::task<int>>{})),
                       braid::usage_error);
 }
@@ -524,4 +528,16 @@ TEST_CASE("a task kept after its loop is destroyed frees its task_group, whose c
     }                                       // the loop frees the child; the owner is abandoned
     owner.reset();                          // ~task_group cancels the child it no longer has
     CHECK(braid_test::counted::alive == 0);
+}
+
+TEST_CASE("spawning in a task_group whose loop was destroyed is a usage_error",
+          "[task_group][lifetime][misuse]") {
+    std::optional<braid::task_group> group;
+    {
+        braid::event_loop loop;
+        group.emplace(loop);
+    }
+    auto child = []() -> braid::task<> { co_return; };
+    REQUIRE_THROWS_AS(group->spawn(child()), braid::usage_error);
+    REQUIRE_THROWS_WITH(group->spawn(child()), contains("event_loop has been destroyed"));
 }

@@ -190,6 +190,9 @@ TEST_CASE("a task kept by the caller outlives its destroyed loop as an abandoned
     braid::event_loop other;
     REQUIRE_THROWS_AS(other.spawn(t), braid::usage_error);
     REQUIRE_THROWS_AS(other.run_until_complete(t), braid::task_not_finished);
+    auto awaiter = [&]() -> braid::task<> { co_await t; };
+    REQUIRE_THROWS_AS(other.run_until_complete(awaiter()), braid::task_not_finished);
+    REQUIRE_THROWS_WITH(other.run_until_complete(awaiter()), contains("operator co_await"));
     t = {};
     CHECK(counted::alive == 0);
 }

@@ -73,6 +73,17 @@ TEST_CASE("results work with range-for and with take on an lvalue and on an rval
     CHECK(all == std::vector<int>{1, 4, 9});
 }
 
+TEST_CASE("reading past the end of the results is a usage_error", "[stream_executor]") {
+    stream_executor ex{1};
+    auto results = ex.map(identity, std::vector<std::uint64_t>{7}, 1);
+    auto it = results.begin();
+    CHECK(*it == 7u);
+    ++it;
+    REQUIRE(it == results.end());
+    CHECK_THROWS_AS(*it, braid::usage_error);
+    CHECK_THROWS_WITH(*it, Catch::Contains("dereferenced at the end"));
+}
+
 TEST_CASE("take(n) never waits for result n+1", "[stream_executor]") {
     gate never;
     // Items from 3 on never come while this test reads: reading a fourth
@@ -609,6 +620,36 @@ TEST_CASE("shutdown cuts live maps: their reader gets what was computed, then ex
         CHECK(std::string(e.what()).find("braid::stream_results") == 0);
     }
     CHECK(expected <= 1 + 8);
+}
+
+TEST_CASE("shutdown still cuts maps that outlived hundreds of finished ones", "[stream_executor]") {
+    watchdog dog("shutdown after hundreds of maps");
+    stream_executor ex{2};
+    const std::vector<std::uint64_t> small{1, 2, 3};
+    const auto run_finished_maps = [&](int count) {
+        for (int i = 0; i < count; ++i) {
+            std::uint64_t sum = 0;
+            for (std::uint64_t v : ex.map(identity, small, 2))
+                sum += v;
+            CHECK(sum == 6u);
+        }
+    };
+    run_finished_maps(150); // the executor forgets finished maps as it goes
+    std::vector<braid::stream_results<std::uint64_t>> live;
+    for (int i = 0; i < 3; ++i) {
+        live.push_back(ex.map(identity, std::views::iota(std::uint64_t{0}), 4));
+        CHECK(*live.back().begin() == 0u);
+    }
+    run_finished_maps(150); // ... but never the ones still running
+    ex.shutdown();
+    for (auto& results : live) {
+        CHECK_THROWS_AS(
+            [&] {
+                for (auto it = results.begin(); it != results.end(); ++it) {
+                }
+            }(),
+            braid::executor_shut_down);
+    }
 }
 
 TEST_CASE("a pipeline outliving its executor reports the shutdown instead of hanging",

@@ -156,6 +156,24 @@ TEST_CASE("timer_handle::cancel stops a callback that has not run, once", "[time
     CHECK(since_start(clock) == 0s); // never jumps to a cancelled deadline
 }
 
+TEST_CASE("an assigned timer_handle names the other's timer, and the one it named still runs",
+          "[timer][cancel]") {
+    braid::manual_clock clock;
+    braid::event_loop loop{braid::interleaved, clock};
+    std::vector<int> ran;
+    braid::timer_handle first = loop.call_later(1s, [&] { ran.push_back(1); });
+    braid::timer_handle second = loop.call_later(2s, [&] { ran.push_back(2); });
+    second = first; // a copy: dropping a handle never cancels
+    CHECK(second.when() == clock_type::time_point(1s));
+    CHECK(second.cancel());
+    CHECK_FALSE(first.cancel());
+    first = std::move(second);
+    CHECK_FALSE(static_cast<bool>(second)); // NOLINT(bugprone-use-after-move): moved-from is empty
+    CHECK(first.when() == clock_type::time_point(1s));
+    loop.run();
+    CHECK(ran == std::vector<int>{2});
+}
+
 TEST_CASE("cancel says false after the callback ran, and inside it", "[timer][cancel]") {
     braid::manual_clock clock;
     braid::event_loop loop{braid::interleaved, clock};

@@ -4,12 +4,14 @@
 // Helpers for tests of braid's I/O (Linux):
 //
 //   open_descriptors  how many descriptors the process has open now
+//   highest_open_fd   the highest descriptor number open now
 //   raise_fd_limit    raises RLIMIT_NOFILE's soft limit to at least n
 //   test_pipe         a non-blocking pipe that closes its ends
 //   is_open_fd        whether a descriptor number is open
 
 #include <cstddef>
 #include <filesystem>
+#include <string>
 #include <utility>
 
 #include <fcntl.h>
@@ -25,6 +27,16 @@ inline std::size_t open_descriptors() {
     for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator("/proc/self/fd"))
         ++n;
     return n;
+}
+
+// The highest descriptor number open now (-1 when none).
+inline int highest_open_fd() {
+    int highest = -1;
+    for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
+        const int fd = std::stoi(entry.path().filename().string());
+        highest = fd > highest ? fd : highest;
+    }
+    return highest;
 }
 
 // False when the hard limit is too low.

@@ -590,6 +590,24 @@ TEST_CASE("map over several inputs zips them and stops at the shortest", "[strea
     CHECK(got == std::vector<int>{0, 2, 6, 12});
 }
 
+TEST_CASE("map over an empty input, or zipped with one, gives no result and never calls f",
+          "[stream_executor]") {
+    stream_executor ex{2};
+    std::atomic<int> calls{0};
+    const auto count = [&](int x) {
+        calls.fetch_add(1);
+        return x;
+    };
+    auto none = ex.map(count, std::vector<int>{});
+    CHECK(none.begin() == none.end());
+    auto zipped = ex.map([&](int x, long y) { return count(x) + static_cast<int>(y); },
+                         std::views::iota(0), std::vector<long>{});
+    CHECK(zipped.begin() == zipped.end());
+    auto chained = ex.map(count, ex.map(count, std::vector<int>{}, 1), 1);
+    CHECK(chained.begin() == chained.end());
+    CHECK(calls.load() == 0);
+}
+
 TEST_CASE("move-only values flow through map and pipelines", "[stream_executor]") {
     stream_executor ex{2};
     auto boxes = ex.map([](int x) { return std::make_unique<int>(x); }, std::views::iota(0, 50), 3);

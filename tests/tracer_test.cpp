@@ -5,11 +5,16 @@
 #include <braid/braid.hpp>
 
 #include "support/catch.hpp"
+#include "support/concurrency.hpp"
+#include "support/descriptors.hpp"
 
+#include <atomic>
 #include <chrono>
 #include <map>
 #include <string>
 #include <vector>
+
+#include <unistd.h>
 
 using namespace std::chrono_literals;
 
@@ -72,6 +77,60 @@ TEST_CASE("a tracer sees each step of each task, with why it ended", "[tracer]")
                                                   "timer", "resume b",
                                                   "finish b value"}); // the clock jumps
     loop.set_tracer(nullptr);
+}
+
+// run_in, async_next and when_all are tasks: a task awaiting one starts it
+// inside its own step and shows `await`; spawned, each shows what it waits for.
+TEST_CASE("a tracer is told what a task waits for: another thread, a stream, a descriptor, a "
+          "group",
+          "[tracer]") {
+    braid::thread_pool pool(1);
+    braid::stream_executor executor(1);
+    braid::event_loop loop;
+    recorder trace;
+    loop.set_tracer(&trace);
+    braid_test::test_pipe pipe;
+    // Each wait is released by a callback queued before it, which runs once
+    // the waiting task has suspended, so that no wait is over before it begins.
+    braid_test::gate worked;
+    braid_test::gate worked_again;
+    braid_test::gate mapped;
+    std::atomic<bool> mapping{false};
+    auto results = executor.map(
+        [&](int x) {
+            mapping = true;
+            (void)mapped.wait();
+            return x;
+        },
+        std::vector<int>{1, 2}, 1);
+    auto body = [&]() -> braid::task<> {
+        loop.call_soon([&] { worked.open(); });
+        co_await braid::run_in(pool, [&] { return worked.wait(); });
+        loop.call_soon([&] { (void)::write(pipe.write_end, "x", 1); });
+        co_await braid::readable(pipe.read_end);
+        braid::task_group group{loop};
+        group.spawn(steps(1));
+        co_await group.wait();
+    };
+    loop.run_until_complete(body().set_name("body"));
+    loop.call_soon([&] { worked_again.open(); });
+    loop.run_until_complete(
+        braid::run_in(pool, [&] { return worked_again.wait(); }).set_name("run_in"));
+    // Result 1 is being computed (so its input's arrival cannot wake the
+    // reader early); the gate opens after the reader's first step.
+    REQUIRE(braid_test::wait_until([&] { return mapping.load(); }));
+    loop.call_soon([&] { loop.call_soon([&] { mapped.open(); }); });
+    loop.run_until_complete(results.async_next().set_name("async_next"));
+    loop.run_until_complete(braid::when_all(steps(1)).set_name("when_all"));
+    loop.set_tracer(nullptr);
+    std::vector<std::string> waits;
+    for (const std::string& line : trace.lines) {
+        if (line.rfind("suspend ", 0) == 0 && line.rfind("suspend  ", 0) != 0) {
+            waits.push_back(line.substr(8));
+        }
+    }
+    CHECK(waits == std::vector<std::string>{"body await", "body io", "body group", "run_in thread",
+                                            "async_next stream", "when_all group"});
 }
 
 TEST_CASE("a child finishing hands the step to its parent, and cancellation shows as an ending",

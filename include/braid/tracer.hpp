@@ -36,7 +36,11 @@
 
 namespace braid {
 
-// Why a task's step ended without finishing it.
+// Why a task's step ended without finishing it: what the task itself waits
+// for. run_in, async_next, when_all, when_any and wait_for are tasks: a task
+// that awaits one starts it inside its own step and shows `await`; the one
+// it awaits shows what it waits for when a step of its own ends (spawned, or
+// waiting again).
 enum class suspend_reason : std::uint8_t {
     yield,  // co_await braid::yield(), or a sleep of zero
     await,  // co_await of another task
@@ -44,7 +48,7 @@ enum class suspend_reason : std::uint8_t {
     thread, // run_in's work on another thread
     stream, // stream_results::async_next
     io,     // a file descriptor
-    group,  // when_all, when_any, wait_for, task_group::wait
+    group,  // task_group::wait, and when_all, when_any and wait_for inside
     other,  // an awaitable that is not braid's
 };
 

@@ -532,6 +532,42 @@ TEST_CASE("a million timers with random deadlines and cancellations fire as a mo
     }
 }
 
+// Timers made latest-first each move the earlier ones down the heap, so
+// their cancellations are left in it and dropped in bulk once they outnumber
+// the live timers.
+TEST_CASE("cancelling most of many timers leaves the rest to fire in deadline order",
+          "[timer][cancel]") {
+    constexpr int count = 1'000;
+    braid::manual_clock clock;
+    braid::event_loop loop{braid::interleaved, clock};
+    std::vector<braid::timer_handle> handles;
+    std::vector<std::pair<std::chrono::nanoseconds, int>> fired;
+    for (int i = count; i > 0; --i) {
+        handles.push_back(loop.call_later(std::chrono::seconds(i), [&fired, &clock, i] {
+            fired.emplace_back(since_start(clock), i);
+        }));
+    }
+    std::vector<int> expected;
+    for (int k = 0; k < count; ++k) {
+        const int i = count - k; // handles[k] fires at i seconds
+        if (i % 10 == 0) {
+            expected.push_back(i);
+        } else {
+            CHECK(handles[static_cast<std::size_t>(k)].cancel());
+        }
+    }
+    std::reverse(expected.begin(), expected.end());
+    loop.run();
+    REQUIRE(fired.size() == expected.size());
+    for (std::size_t n = 0; n < fired.size(); ++n) {
+        CHECK(fired[n].second == expected[n]);
+        CHECK(fired[n].first == std::chrono::seconds(expected[n])); // no stop at a cancelled one
+    }
+    for (auto& h : handles) {
+        CHECK_FALSE(h.cancel());
+    }
+}
+
 TEST_CASE("with the real clock a sleep lasts at least its duration", "[timer][realtime]") {
     braid::event_loop loop;
     auto sleeper = [&]() -> braid::task<std::chrono::nanoseconds> {

@@ -89,6 +89,56 @@ TEST_CASE("when_all gives every result, in order, once all have finished", "[whe
     loop.run_until_complete(body());
 }
 
+TEST_CASE("when_all, when_any and wait_for count tasks that finished before them at once, and "
+          "take their failures as read",
+          "[when_all]") {
+    braid::manual_clock clock;
+    braid::event_loop loop{braid::interleaved, clock};
+    std::vector<std::string> errors;
+    log_errors(loop, errors);
+    auto value = [](int v) -> braid::task<int> { co_return v; };
+    auto body = [&]() -> braid::task<> {
+        std::vector<braid::task<int>> done;
+        done.push_back(value(1));
+        done.push_back(value(2));
+        done.push_back(fail_after(0s, "broken"));
+        done.push_back(value(3));
+        done.push_back(value(4));
+        done.push_back(fail_after(0s, "rethrown by when_all"));
+        done.push_back(fail_after(0s, "rethrown by wait_for"));
+        for (braid::task<int>& t : done) {
+            loop.spawn(t);
+        }
+        co_await braid::sleep_for(1s); // all have finished
+        for (braid::task<int>& t : done) {
+            REQUIRE(t.done());
+        }
+        const std::uint64_t rounds = loop.rounds();
+        const auto [x, y] = co_await braid::when_all(std::move(done[0]), std::move(done[1]));
+        CHECK(x == 1);
+        CHECK(y == 2);
+        std::vector<braid::task<int>> racers;
+        racers.push_back(std::move(done[2]));
+        racers.push_back(std::move(done[3]));
+        const auto [index, v] = co_await braid::when_any(std::move(racers));
+        CHECK(index == 1); // a finished failure does not win
+        CHECK(v == 3);
+        CHECK(loop.rounds() == rounds); // nothing had to wait: no step was taken
+        // One finished, one running: when_all waits for the running one only.
+        const auto [z, w] = co_await braid::when_all(std::move(done[4]), after(2s, 5));
+        CHECK(z == 4);
+        CHECK(w == 5);
+        CHECK(now(clock) == 3s);
+        // A failure that reaches the caller through the join does not reach
+        // the loop's handler too, nor does a loser's.
+        CHECK_THROWS_WITH(co_await braid::when_all(std::move(done[5])), "rethrown by when_all");
+        CHECK_THROWS_WITH(co_await braid::wait_for(std::move(done[6]), 1s), "rethrown by wait_for");
+    };
+    loop.run_until_complete(body());
+    loop.run();
+    CHECK(errors.empty());
+}
+
 TEST_CASE("a child's own done callbacks run, in the order they were added, before and after "
           "the group or when_all learns of its ending",
           "[when_all][task_group]") {

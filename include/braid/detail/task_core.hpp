@@ -183,6 +183,14 @@ public:
             std::rethrow_exception(exception_);
         }
     }
+    // A join (when_all, when_any, wait_for) given the task after it finished
+    // takes its ending as its own, so the error counts as read: it reaches
+    // the caller through the join, or is a loser's, and not the loop too.
+    void note_observed() noexcept {
+        if (has(unread_bit)) [[unlikely]] {
+            note_read();
+        }
+    }
     [[nodiscard]] bool failed() const noexcept { return has(failed_bit); }
     // The exception the task ended with, or a null one.
     [[nodiscard]] std::exception_ptr error() const noexcept {

@@ -276,6 +276,7 @@ inline void join::start(promise_base& waiter, scheduler& loop) {
     for (std::size_t i = 0; i < n; ++i) {
         promise_base& child = *children_[i];
         if (child.state() == task_state::done) {
+            child.note_observed();
             apply_rule(i); // finished before: its ending counts at once
             continue;
         }

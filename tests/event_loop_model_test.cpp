@@ -176,8 +176,8 @@ private:
     }
 
     // Out of 100: 42 yield, 6 sleep, 16 await (a third catching), 6 spawn or
-    // make lazy, 10 join (a third catching), 2 fire-and-forget, 2 when_all,
-    // when_any or wait_for, 2 task_group, and 14 call_soon, done callback,
+    // make lazy, 10 join (a third catching), 2 fire-and-forget, 2 when_all
+    // (of new tasks or of kept ones), when_any or wait_for, 2 task_group, and 14 call_soon, done callback,
     // cancel, call_later, cancel of a timer, thread-safe call, stop or throw.
     op any_op(int depth, scope& names) {
         const std::uint32_t roll = pick(0, 99);
@@ -202,7 +202,12 @@ private:
             return {op_kind::spawn_dropped, false, script(depth + 1)};
         }
         if (roll < 84 && deeper) {
-            switch (pick(0, 2)) {
+            switch (pick(0, 3)) {
+            case 3:
+                if (!names.kept.empty()) {
+                    return {op_kind::when_all_kept, one_in(3), kept_list(names)};
+                }
+                [[fallthrough]];
             case 0:
                 return {op_kind::when_all, one_in(3), list(depth + 1, 0)};
             case 1:
@@ -253,6 +258,19 @@ private:
             scripts.push_back(script(depth));
         }
         prog_.lists.push_back(std::move(scripts));
+        return static_cast<std::uint32_t>(prog_.lists.size() - 1);
+    }
+
+    // Up to three of the body's kept tasks, for a when_all they are moved
+    // into: the body names them no more.
+    std::uint32_t kept_list(scope& names) {
+        std::vector<std::uint32_t> moved;
+        for (std::uint32_t i = pick(1, 3); i > 0 && !names.kept.empty(); --i) {
+            const std::uint32_t script = random_.any_of(names.kept);
+            std::erase(names.kept, script);
+            moved.push_back(script);
+        }
+        prog_.lists.push_back(std::move(moved));
         return static_cast<std::uint32_t>(prog_.lists.size() - 1);
     }
 

@@ -21,6 +21,9 @@
 //              digit after the letter names kept task (digit % count) instead
 //   d{...}     add a done callback to the last kept task (or digit)
 //   w(.)(.)..  co_await braid::when_all of new tasks (W: catching)
+//   i, I       co_await braid::when_all of kept tasks, moved into it (I:
+//              catching): those the digits after the letter name, or the
+//              last kept task; the body names them no more
 //   v(.)(.)..  co_await braid::when_any of new tasks (V: catching)
 //   o(...)     co_await braid::wait_for(a new task, d) (O: catching)
 //   g(...)     spawn a new task in this body's task_group
@@ -88,6 +91,7 @@ enum class operand : std::uint8_t {
     delay_task,        // both
     delay_callback,    // both
     slot,              // an optional digit naming one of the body's kept tasks
+    slots,             // digits naming kept tasks, none or more (none: the last)
     slot_and_callback, // both
     timer,             // an optional digit naming one of the body's call_later handles
 };
@@ -112,6 +116,8 @@ constexpr letter letters[] = {
     {'d', op_kind::on_done, operand::slot_and_callback, false, false},
     {'w', op_kind::when_all, operand::tasks, false, false},
     {'W', op_kind::when_all, operand::tasks, true, false},
+    {'i', op_kind::when_all_kept, operand::slots, false, false},
+    {'I', op_kind::when_all_kept, operand::slots, true, false},
     {'v', op_kind::when_any, operand::tasks, false, false},
     {'V', op_kind::when_any, operand::tasks, true, false},
     {'o', op_kind::wait_for, operand::delay_task, false, false},
@@ -220,6 +226,10 @@ private:
             if (auto o = operation(*l, depth, names)) {
                 if (o->kind == op_kind::spawn_kept || o->kind == op_kind::make_lazy) {
                     names.kept.push_back(o->target);
+                } else if (o->kind == op_kind::when_all_kept) {
+                    for (const std::uint32_t moved : prog_.lists[o->target]) {
+                        std::erase(names.kept, moved);
+                    }
                 } else if (o->kind == op_kind::call_later) {
                     names.timers.push_back(o->target);
                 }
@@ -277,6 +287,26 @@ private:
             }
             o.target = static_cast<std::uint32_t>(prog_.lists.size());
             prog_.lists.push_back(std::move(children));
+            return o;
+        }
+        case operand::slots: {
+            std::vector<std::uint32_t> moved;
+            while (const std::optional<std::uint32_t> d = digit()) {
+                if (!names.kept.empty()) {
+                    const std::uint32_t script = names.kept[*d % names.kept.size()];
+                    if (std::find(moved.begin(), moved.end(), script) == moved.end()) {
+                        moved.push_back(script);
+                    }
+                }
+            }
+            if (moved.empty() && !names.kept.empty()) {
+                moved.push_back(names.kept.back());
+            }
+            if (moved.empty() || prog_.lists.size() >= max_lists) {
+                return std::nullopt;
+            }
+            o.target = static_cast<std::uint32_t>(prog_.lists.size());
+            prog_.lists.push_back(std::move(moved));
             return o;
         }
         case operand::callback: {
@@ -388,6 +418,11 @@ private:
                 break;
             case operand::slot:
                 out_ += "[task " + std::to_string(o.target) + ']';
+                break;
+            case operand::slots:
+                for (std::uint32_t kept : prog_.lists[o.target]) {
+                    out_ += "[task " + std::to_string(kept) + ']';
+                }
                 break;
             case operand::slot_and_callback:
                 out_ += "[task " + std::to_string(o.target) + ']';

@@ -666,6 +666,42 @@ private:
     }
 
     void child_done(std::uint32_t j, std::uint32_t slot) {
+        apply_rule(j, slot);
+        join_state& g = joins_[j];
+        if (--g.remaining == 0 && g.waiter != none) {
+            ready_.push_back(item{item_kind::task, g.waiter});
+            g.waiter = none;
+        }
+    }
+
+    // when_all of kept tasks: each is taken where it stands, in order. One
+    // that finished before counts at once, and its failure as read (it
+    // reaches the caller through when_all), which may cancel those after it
+    // before they are reached; the others are started if need be and watched.
+    void adopt_children(std::uint32_t j, const std::vector<std::uint32_t>& kept) {
+        for (const std::uint32_t c : kept) {
+            joins_[j].children.push_back(c);
+            joins_[j].members.push_back(c);
+        }
+        for (std::uint32_t slot = 0; slot < kept.size(); ++slot) {
+            const std::uint32_t c = kept[slot];
+            if (tasks_[c].state == phase::done) {
+                tasks_[c].unread = false;
+                apply_rule(j, slot);
+                continue;
+            }
+            if (tasks_[c].state == phase::created) {
+                spawn(c, owner_kind::composition);
+            } else {
+                tasks_[c].held_by = owner_kind::composition;
+            }
+            ++joins_[j].remaining;
+            callbacks_[c].push_back(on_finish{true, j, slot});
+        }
+    }
+
+    // What a child's ending does to its join.
+    void apply_rule(std::uint32_t j, std::uint32_t slot) {
         const std::uint32_t c = joins_[j].children[slot];
         joins_[j].children[slot] = none;
         if (joins_[j].kind == rule::group) {
@@ -699,11 +735,6 @@ private:
                 }
                 break;
             }
-        }
-        join_state& g = joins_[j];
-        if (--g.remaining == 0 && g.waiter != none) {
-            ready_.push_back(item{item_kind::task, g.waiter});
-            g.waiter = none;
         }
     }
 
@@ -900,13 +931,19 @@ private:
                 break;
             }
             case op_kind::when_all:
+            case op_kind::when_all_kept:
             case op_kind::when_any:
             case op_kind::wait_for: {
+                if (o.kind == op_kind::when_all_kept) {
+                    for (const std::uint32_t moved : prog_.lists[o.target]) {
+                        kept_[moved] = false; // moved into when_all's frame
+                    }
+                }
                 const auto c = static_cast<std::uint32_t>(tasks_.size());
                 tasks_.emplace_back();
-                tasks_[c].kind = o.kind == op_kind::when_all   ? task_kind::all
-                                 : o.kind == op_kind::when_any ? task_kind::any
-                                                               : task_kind::bounded;
+                tasks_[c].kind = o.kind == op_kind::when_any   ? task_kind::any
+                                 : o.kind == op_kind::wait_for ? task_kind::bounded
+                                                               : task_kind::all;
                 tasks_[c].held_by = owner_kind::caller; // a local of t
                 tasks_[c].pc = pc;
                 tasks_[c].join = new_join(o.kind == op_kind::when_any ? rule::any : rule::all);
@@ -970,20 +1007,22 @@ private:
             if (o.kind == op_kind::wait_for) {
                 joins_[j].deadline = add_timer(deadline_after(o.delay), timer_kind::deadline, j);
                 start_child_of(j, o.target, owner_kind::composition);
+            } else if (o.kind == op_kind::when_all_kept) {
+                adopt_children(j, prog_.lists[o.target]);
             } else {
                 for (std::uint32_t script : prog_.lists[o.target]) {
                     start_child_of(j, script, owner_kind::composition);
                 }
             }
-            if (joins_[j].remaining == 0) { // when_all of nothing
-                return ended(outcome{false, 0});
+            if (joins_[j].remaining > 0) {
+                joins_[j].waiter = c;
+                tasks_[c].waiting = wait_kind::join;
+                tasks_[c].waits_on = j;
+                return suspended();
             }
-            joins_[j].waiter = c;
-            tasks_[c].waiting = wait_kind::join;
-            tasks_[c].waits_on = j;
-            return suspended();
+            // Every child had finished before: no suspension.
         }
-        // Woken: every child has finished.
+        // Woken, or not suspended: every child has finished.
         tasks_[c].waiting = wait_kind::none;
         if (tasks_[c].cancel_pending) {
             tasks_[c].cancel_pending = false;

@@ -115,9 +115,11 @@ public:
                             [this, cb = o.callback, tag = counted{}](
                                 braid::task<std::uint32_t>& t) { done_callback(cb, t); });
                         break;
-                    case op_kind::when_all: {
+                    case op_kind::when_all:
+                    case op_kind::when_all_kept: {
                         braid::task<std::vector<std::uint32_t>> all =
-                            braid::when_all(children(o.target));
+                            braid::when_all(o.kind == op_kind::when_all ? children(o.target)
+                                                                        : moved_kept(o.target));
                         const std::vector<std::uint32_t> got = co_await std::move(all);
                         std::uint32_t sum = 0;
                         for (std::uint32_t v : got) {
@@ -243,6 +245,16 @@ private:
         tasks.reserve(prog_.lists[list].size());
         for (std::uint32_t script : prog_.lists[list]) {
             tasks.push_back(run_script(script, counted{}));
+        }
+        return tasks;
+    }
+
+    // The kept tasks of the scripts in a list, moved out: no longer kept.
+    std::vector<braid::task<std::uint32_t>> moved_kept(std::uint32_t list) {
+        std::vector<braid::task<std::uint32_t>> tasks;
+        tasks.reserve(prog_.lists[list].size());
+        for (std::uint32_t script : prog_.lists[list]) {
+            tasks.push_back(std::move(kept_[script]));
         }
         return tasks;
     }

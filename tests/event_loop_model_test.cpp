@@ -177,8 +177,9 @@ private:
 
     // Out of 100: 42 yield, 6 sleep, 16 await (a third catching), 6 spawn or
     // make lazy, 10 join (a third catching), 2 fire-and-forget, 2 when_all
-    // (of new tasks or of kept ones), when_any or wait_for, 2 task_group, and 14 call_soon, done callback,
-    // cancel, call_later, cancel of a timer, thread-safe call, stop or throw.
+    // (of new tasks or of kept ones), when_any or wait_for, 2 task_group,
+    // and 14 call_soon, done callback, cancel, call_later, cancel of a
+    // timer, thread-safe call, stop or throw.
     op any_op(int depth, scope& names) {
         const std::uint32_t roll = pick(0, 99);
         const bool deeper = depth < shape_.depth;

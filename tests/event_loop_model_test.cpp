@@ -206,7 +206,7 @@ private:
             switch (pick(0, 3)) {
             case 3:
                 if (!names.kept.empty()) {
-                    return {op_kind::when_all_kept, one_in(3), kept_list(names)};
+                    return {op_kind::all_of_kept, one_in(3), kept_list(names)};
                 }
                 [[fallthrough]];
             case 0:

@@ -116,8 +116,8 @@ constexpr letter letters[] = {
     {'d', op_kind::on_done, operand::slot_and_callback, false, false},
     {'w', op_kind::when_all, operand::tasks, false, false},
     {'W', op_kind::when_all, operand::tasks, true, false},
-    {'i', op_kind::when_all_kept, operand::slots, false, false},
-    {'I', op_kind::when_all_kept, operand::slots, true, false},
+    {'i', op_kind::all_of_kept, operand::slots, false, false},
+    {'I', op_kind::all_of_kept, operand::slots, true, false},
     {'v', op_kind::when_any, operand::tasks, false, false},
     {'V', op_kind::when_any, operand::tasks, true, false},
     {'o', op_kind::wait_for, operand::delay_task, false, false},
@@ -226,7 +226,7 @@ private:
             if (auto o = operation(*l, depth, names)) {
                 if (o->kind == op_kind::spawn_kept || o->kind == op_kind::make_lazy) {
                     names.kept.push_back(o->target);
-                } else if (o->kind == op_kind::when_all_kept) {
+                } else if (o->kind == op_kind::all_of_kept) {
                     for (const std::uint32_t moved : prog_.lists[o->target]) {
                         std::erase(names.kept, moved);
                     }

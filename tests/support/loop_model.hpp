@@ -931,10 +931,10 @@ private:
                 break;
             }
             case op_kind::when_all:
-            case op_kind::when_all_kept:
+            case op_kind::all_of_kept:
             case op_kind::when_any:
             case op_kind::wait_for: {
-                if (o.kind == op_kind::when_all_kept) {
+                if (o.kind == op_kind::all_of_kept) {
                     for (const std::uint32_t moved : prog_.lists[o.target]) {
                         kept_[moved] = false; // moved into when_all's frame
                     }
@@ -1007,7 +1007,7 @@ private:
             if (o.kind == op_kind::wait_for) {
                 joins_[j].deadline = add_timer(deadline_after(o.delay), timer_kind::deadline, j);
                 start_child_of(j, o.target, owner_kind::composition);
-            } else if (o.kind == op_kind::when_all_kept) {
+            } else if (o.kind == op_kind::all_of_kept) {
                 adopt_children(j, prog_.lists[o.target]);
             } else {
                 for (std::uint32_t script : prog_.lists[o.target]) {

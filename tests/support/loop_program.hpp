@@ -52,8 +52,7 @@ enum class op_kind : std::uint8_t {
     on_done,     // the kept task of script `target`: add_done_callback(callback `callback`)
     when_all,    // co_await braid::when_all(new tasks of the scripts in lists[`target`]): their sum
     when_any,    // co_await braid::when_any(the same): the winner's value
-    when_all_kept, // co_await braid::when_all(the kept tasks of the scripts in lists[`target`],
-                   // moved out: no longer kept): their sum
+    all_of_kept, // co_await braid::when_all(the kept tasks in lists[`target`], moved): their sum
     wait_for,    // co_await braid::wait_for(a new task of script `target`, `delay` ms)
     group_spawn, // this task's task_group (made on first use): spawn(a new task of script `target`)
     group_wait,  // co_await this task's task_group.wait()

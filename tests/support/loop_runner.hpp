@@ -116,7 +116,7 @@ public:
                                 braid::task<std::uint32_t>& t) { done_callback(cb, t); });
                         break;
                     case op_kind::when_all:
-                    case op_kind::when_all_kept: {
+                    case op_kind::all_of_kept: {
                         braid::task<std::vector<std::uint32_t>> all =
                             braid::when_all(o.kind == op_kind::when_all ? children(o.target)
                                                                         : moved_kept(o.target));

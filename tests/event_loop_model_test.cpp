@@ -177,7 +177,7 @@ private:
 
     // Out of 100: 42 yield, 6 sleep, 16 await (a third catching), 6 spawn or
     // make lazy, 10 join (a third catching), 2 fire-and-forget, 2 when_all
-    // (of new tasks or of kept ones), when_any or wait_for, 2 task_group,
+    // or when_any (of new tasks or of kept ones) or wait_for, 2 task_group,
     // and 14 call_soon, done callback, cancel, call_later, cancel of a
     // timer, thread-safe call, stop or throw.
     op any_op(int depth, scope& names) {
@@ -206,7 +206,8 @@ private:
             switch (pick(0, 3)) {
             case 3:
                 if (!names.kept.empty()) {
-                    return {op_kind::all_of_kept, one_in(3), kept_list(names)};
+                    return {one_in(2) ? op_kind::all_of_kept : op_kind::any_of_kept, one_in(3),
+                            kept_list(names)};
                 }
                 [[fallthrough]];
             case 0:

@@ -24,6 +24,7 @@
 //   i, I       co_await braid::when_all of kept tasks, moved into it (I:
 //              catching): those the digits after the letter name, or the
 //              last kept task; the body names them no more
+//   b, B       the same with braid::when_any
 //   v(.)(.)..  co_await braid::when_any of new tasks (V: catching)
 //   o(...)     co_await braid::wait_for(a new task, d) (O: catching)
 //   g(...)     spawn a new task in this body's task_group
@@ -118,6 +119,8 @@ constexpr letter letters[] = {
     {'W', op_kind::when_all, operand::tasks, true, false},
     {'i', op_kind::all_of_kept, operand::slots, false, false},
     {'I', op_kind::all_of_kept, operand::slots, true, false},
+    {'b', op_kind::any_of_kept, operand::slots, false, false},
+    {'B', op_kind::any_of_kept, operand::slots, true, false},
     {'v', op_kind::when_any, operand::tasks, false, false},
     {'V', op_kind::when_any, operand::tasks, true, false},
     {'o', op_kind::wait_for, operand::delay_task, false, false},
@@ -226,7 +229,7 @@ private:
             if (auto o = operation(*l, depth, names)) {
                 if (o->kind == op_kind::spawn_kept || o->kind == op_kind::make_lazy) {
                     names.kept.push_back(o->target);
-                } else if (o->kind == op_kind::all_of_kept) {
+                } else if (o->kind == op_kind::all_of_kept || o->kind == op_kind::any_of_kept) {
                     for (const std::uint32_t moved : prog_.lists[o->target]) {
                         std::erase(names.kept, moved);
                     }

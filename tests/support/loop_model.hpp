@@ -674,10 +674,11 @@ private:
         }
     }
 
-    // when_all of kept tasks: each is taken where it stands, in order. One
-    // that finished before counts at once, and its failure as read (it
-    // reaches the caller through when_all), which may cancel those after it
-    // before they are reached; the others are started if need be and watched.
+    // when_all or when_any of kept tasks: each is taken where it stands, in
+    // order. One that finished before counts at once, and its failure as read
+    // (it reaches the caller through the join, or is a loser's), which may
+    // cancel those after it before they are reached; the others are started
+    // if need be and watched.
     void adopt_children(std::uint32_t j, const std::vector<std::uint32_t>& kept) {
         for (const std::uint32_t c : kept) {
             joins_[j].children.push_back(c);
@@ -933,20 +934,24 @@ private:
             case op_kind::when_all:
             case op_kind::all_of_kept:
             case op_kind::when_any:
+            case op_kind::any_of_kept:
             case op_kind::wait_for: {
-                if (o.kind == op_kind::all_of_kept) {
+                const bool of_kept =
+                    o.kind == op_kind::all_of_kept || o.kind == op_kind::any_of_kept;
+                if (of_kept) {
                     for (const std::uint32_t moved : prog_.lists[o.target]) {
-                        kept_[moved] = false; // moved into when_all's frame
+                        kept_[moved] = false; // moved into the composition's frame
                     }
                 }
+                const bool any = o.kind == op_kind::when_any || o.kind == op_kind::any_of_kept;
                 const auto c = static_cast<std::uint32_t>(tasks_.size());
                 tasks_.emplace_back();
-                tasks_[c].kind = o.kind == op_kind::when_any   ? task_kind::any
+                tasks_[c].kind = any                           ? task_kind::any
                                  : o.kind == op_kind::wait_for ? task_kind::bounded
                                                                : task_kind::all;
                 tasks_[c].held_by = owner_kind::caller; // a local of t
                 tasks_[c].pc = pc;
-                tasks_[c].join = new_join(o.kind == op_kind::when_any ? rule::any : rule::all);
+                tasks_[c].join = new_join(any ? rule::any : rule::all);
                 return start_child(t, c);
             }
             case op_kind::group_spawn: {
@@ -1007,7 +1012,7 @@ private:
             if (o.kind == op_kind::wait_for) {
                 joins_[j].deadline = add_timer(deadline_after(o.delay), timer_kind::deadline, j);
                 start_child_of(j, o.target, owner_kind::composition);
-            } else if (o.kind == op_kind::all_of_kept) {
+            } else if (o.kind == op_kind::all_of_kept || o.kind == op_kind::any_of_kept) {
                 adopt_children(j, prog_.lists[o.target]);
             } else {
                 for (std::uint32_t script : prog_.lists[o.target]) {

@@ -53,6 +53,7 @@ enum class op_kind : std::uint8_t {
     when_all,    // co_await braid::when_all(new tasks of the scripts in lists[`target`]): their sum
     when_any,    // co_await braid::when_any(the same): the winner's value
     all_of_kept, // co_await braid::when_all(the kept tasks in lists[`target`], moved): their sum
+    any_of_kept, // co_await braid::when_any(the same): the winner's value
     wait_for,    // co_await braid::wait_for(a new task of script `target`, `delay` ms)
     group_spawn, // this task's task_group (made on first use): spawn(a new task of script `target`)
     group_wait,  // co_await this task's task_group.wait()

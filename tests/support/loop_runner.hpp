@@ -128,9 +128,11 @@ public:
                         take(id, value, sum);
                         break;
                     }
-                    case op_kind::when_any: {
+                    case op_kind::when_any:
+                    case op_kind::any_of_kept: {
                         braid::task<std::pair<std::size_t, std::uint32_t>> any =
-                            braid::when_any(children(o.target));
+                            braid::when_any(o.kind == op_kind::when_any ? children(o.target)
+                                                                        : moved_kept(o.target));
                         const std::pair<std::size_t, std::uint32_t> got = co_await std::move(any);
                         take(id, value, got.second);
                         break;

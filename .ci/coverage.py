@@ -21,6 +21,7 @@ import itertools
 import json
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 from collections import defaultdict
@@ -100,6 +101,11 @@ def ranges(numbers):
 
 
 def main():
+    missing = [tool for tool in ("clang++-16", PROFDATA, COV) if shutil.which(tool) is None]
+    if missing:
+        print(f"coverage.py: needs {', '.join(missing)}: apt-get install -y clang-16 llvm-16",
+              file=sys.stderr)
+        return 2
     build()
     profiles = BUILD / "coverage-profiles"
     profiles.mkdir(exist_ok=True)

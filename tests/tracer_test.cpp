@@ -90,8 +90,10 @@ TEST_CASE("a tracer is told what a task waits for: another thread, a stream, a d
     recorder trace;
     loop.set_tracer(&trace);
     braid_test::test_pipe pipe;
-    // Each wait is released by a callback queued before it, which runs once
-    // the waiting task has suspended, so that no wait is over before it begins.
+    // In body, each wait is released by a callback queued just before it,
+    // which runs once the task has suspended, so that no wait is over before
+    // it begins. (run_in suspends whatever its work does: its result comes
+    // back through the loop.)
     braid_test::gate worked;
     braid_test::gate worked_again;
     braid_test::gate mapped;

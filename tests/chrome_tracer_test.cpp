@@ -257,6 +257,40 @@ TEST_CASE("groups put each loop's tracks under a name of their own, with ids nev
           std::vector<std::string>{"i 0 spawn", "X 1+1 short finished=value"});
 }
 
+TEST_CASE("a group begun inside a step ends that step on its old track, and the task goes on in "
+          "the new group",
+          "[chrome_tracer]") {
+    std::ostringstream out;
+    {
+        braid::chrome_tracer tracer(out);
+        braid::manual_clock clock;
+        braid::event_loop loop{clock};
+        tracer.begin_group("before");
+        loop.set_tracer(&tracer);
+        auto mover = [&]() -> braid::task<> {
+            clock.advance(1us);
+            tracer.begin_group("after");
+            co_await braid::yield();
+            clock.advance(1us);
+        };
+        loop.spawn(work(clock, {1us, 1us}).set_name("other"));
+        loop.spawn(mover().set_name("mover"));
+        loop.run();
+        loop.set_tracer(nullptr);
+    }
+    const trace t(out.str());
+    const std::vector<json> groups = t.metadata("process_name");
+    REQUIRE(groups.size() == 2);
+    const std::int64_t before = groups[0]["pid"];
+    const std::int64_t after = groups[1]["pid"];
+    CHECK(describe(t.on(t.track("mover", before))) ==
+          std::vector<std::string>{"i 0 spawn", "X 1+1 mover suspended=yield"});
+    CHECK(describe(t.on(t.track("mover", after))) ==
+          std::vector<std::string>{"X 3+1 mover finished=value"});
+    CHECK(describe(t.on(t.track("other", after))) ==
+          std::vector<std::string>{"X 2+1 other finished=value"});
+}
+
 TEST_CASE("any task name gives valid JSON, and comes back as it was when it is UTF-8",
           "[chrome_tracer]") {
     const std::string readable =
@@ -329,6 +363,33 @@ TEST_CASE("a trace file is complete when its tracer is destroyed", "[chrome_trac
     const trace t(text);
     CHECK(describe(t.on(t.track("only"))) ==
           std::vector<std::string>{"i 0 spawn", "X 0+0.001 only finished=value"});
+}
+
+TEST_CASE("a trace whose writing fails is an error at close, not a silent partial file",
+          "[chrome_tracer]") {
+    if (std::filesystem::exists("/dev/full")) { // Linux's
+        braid::manual_clock clock;
+        braid::event_loop loop{clock};
+        // A full disk: /dev/full opens, and every write to it fails.
+        braid::chrome_tracer to_full_disk(std::filesystem::path("/dev/full"));
+        loop.set_tracer(&to_full_disk);
+        loop.spawn(work(clock, {1us}));
+        loop.run();
+        loop.set_tracer(nullptr);
+        REQUIRE_THROWS_AS(to_full_disk.close(), std::runtime_error);
+        CHECK_NOTHROW(to_full_disk.close()); // said once
+    }
+    std::ostringstream broken;
+    broken.setstate(std::ios::badbit);
+    braid::chrome_tracer to_stream(broken);
+    REQUIRE_THROWS_WITH(
+        to_stream.close(),
+        braid_test::contains("braid::chrome_tracer::close: writing the trace failed"));
+    {
+        std::ostringstream also_broken;
+        also_broken.setstate(std::ios::badbit);
+        braid::chrome_tracer dropped(also_broken); // its destructor cannot report it, nor throws
+    }
 }
 
 TEST_CASE("a trace file that cannot be opened is an error naming the file", "[chrome_tracer]") {

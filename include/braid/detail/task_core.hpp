@@ -177,15 +177,13 @@ public:
     // Rethrows the exception the task ended with, which counts as reading it.
     void rethrow_if_failed() {
         if (has(failed_bit)) [[unlikely]] {
-            if (has(unread_bit)) {
-                note_read();
-            }
+            note_observed();
             std::rethrow_exception(exception_);
         }
     }
-    // A join (when_all, when_any, wait_for) given the task after it finished
-    // takes its ending as its own, so the error counts as read: it reaches
-    // the caller through the join, or is a loser's, and not the loop too.
+    // The error, if any, counts as read, and the loop will not hear of it:
+    // the caller gets it (rethrow_if_failed), or a join given the task after
+    // it finished (when_all, when_any, wait_for) takes the ending as its own.
     void note_observed() noexcept {
         if (has(unread_bit)) [[unlikely]] {
             note_read();

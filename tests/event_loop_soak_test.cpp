@@ -2,16 +2,17 @@
 // Random programs on real threads and the real clock. The model test and the
 // fuzzer check the loop's logic against a model on one thread with a manual
 // clock; this test checks what they cannot: a loop that really sleeps and is
-// woken by pool workers, a stream executor's threads and a pipe written from
-// another thread, while tasks cancel each other, time out, and the loop may
-// be destroyed with all of that in flight. The order of events changes from
+// woken by pool workers, a stream executor's threads, a pipe written from
+// another thread and loopback TCP, two loops on two threads sharing the pool,
+// while tasks cancel each other, time out, and a loop may be destroyed with
+// all of that in flight. The order of events changes from
 // run to run, so nothing here predicts it. What must hold whatever the order:
 //
 // - every task ends once (its done callbacks run once), with the value its
 //   script computes, with the error it throws, or cancelled exactly when a
 //   cancel() of it returned true;
 // - composition gives each child's value (when_all, when_any's winner,
-//   wait_for unless its time ran out);
+//   wait_for unless its time ran out, task_group), and bytes sent come back;
 // - every thread-safe call runs once, every timer runs or is cancelled;
 // - nothing reaches the exception handler;
 // - under the sanitizers: no race, no leak, no use after free.
@@ -21,6 +22,7 @@
 
 #include <braid/event_loop.hpp>
 #include <braid/io.hpp>
+#include <braid/net.hpp>
 #include <braid/run_in.hpp>
 #include <braid/sleep.hpp>
 #include <braid/stream_executor.hpp>
@@ -45,8 +47,10 @@
 #include <optional>
 #include <random>
 #include <ranges>
+#include <span>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <system_error>
 #include <thread>
 #include <vector>
@@ -63,6 +67,7 @@ enum class op_kind {
     compute,       // run_in(pool, ...) giving arg * 3 + 1
     post,          // run_in(pool, ...) whose work posts a thread-safe call to the loop
     pipe,          // a pool worker writes a byte to a pipe after arg µs; readable()
+    tcp,           // arg bytes to a task accepting on loopback, and back
     child,         // co_await of a task running children[0]
     all,           // when_all of the children
     any,           // when_any of the children
@@ -171,6 +176,9 @@ private:
             case op_kind::stream:
                 o.arg = pick(0, 40);
                 return o;
+            case op_kind::tcp:
+                o.arg = pick(1, 100'000);
+                return o;
             case op_kind::child:
             case op_kind::all:
             case op_kind::any:
@@ -219,6 +227,7 @@ long expected(const script& s) {
             sum += o.arg * 3L + 1;
             break;
         case op_kind::pipe:
+        case op_kind::tcp:
             sum += o.arg;
             break;
         case op_kind::child:
@@ -310,6 +319,44 @@ struct world {
 
 braid::task<long> run_script(world& w, const script& s);
 
+// Reads until `data` is full or the peer closes; gives the bytes read.
+braid::task<std::size_t> read_up_to(braid::tcp_stream& s, std::span<char> data) {
+    std::size_t got = 0;
+    while (got < data.size()) {
+        const std::size_t n = co_await s.read_some(data.subspan(got));
+        if (n == 0) {
+            break;
+        }
+        got += n;
+    }
+    co_return got;
+}
+
+// Accepts one connection and sends back the `bytes` it reads.
+braid::task<long> echo_once(braid::tcp_listener& listener, int bytes) {
+    braid::tcp_stream s = co_await listener.accept();
+    std::string data(static_cast<std::size_t>(bytes), '\0');
+    braid::task<std::size_t> reading = read_up_to(s, data);
+    const std::size_t got = co_await std::move(reading);
+    co_await s.write_all(std::string_view(data).substr(0, got));
+    co_return 0;
+}
+
+// Sends `bytes` to the listener's port and reads them back.
+braid::task<long> send_and_receive(world& w, std::uint16_t port, int bytes) {
+    braid::tcp_stream s = co_await braid::tcp_stream::connect("127.0.0.1", port);
+    std::string out(static_cast<std::size_t>(bytes), '\0');
+    for (std::size_t i = 0; i < out.size(); ++i) {
+        out[i] = static_cast<char>(i * 7 + 1);
+    }
+    co_await s.write_all(out);
+    std::string in(out.size(), '\0');
+    braid::task<std::size_t> reading = read_up_to(s, in);
+    const std::size_t got = co_await std::move(reading);
+    w.check(got == out.size() && in == out, "tcp: the bytes did not come back");
+    co_return bytes;
+}
+
 braid::task<long> run_op(world& w, const op& o, std::vector<braid::timer_handle>& timers) {
     switch (o.kind) {
     case op_kind::yield:
@@ -341,6 +388,15 @@ braid::task<long> run_op(world& w, const op& o, std::vector<braid::timer_handle>
         char byte = 0;
         w.check(::read(p->fds[0], &byte, 1) == 1 && byte == 1, "pipe: readable without a byte");
         co_return o.arg;
+    }
+    case op_kind::tcp: {
+        auto listener = braid::tcp_listener::bind("127.0.0.1", 0);
+        std::vector<braid::task<long>> ends;
+        ends.push_back(echo_once(listener, o.arg));
+        ends.push_back(send_and_receive(w, listener.port(), o.arg));
+        braid::task<std::vector<long>> both = braid::when_all(std::move(ends));
+        const std::vector<long> values = co_await std::move(both);
+        co_return values[1];
     }
     case op_kind::child: {
         braid::task<long> child = run_script(w, o.children[0]);

@@ -23,6 +23,7 @@
 #include <braid/event_loop.hpp>
 #include <braid/io.hpp>
 #include <braid/net.hpp>
+#include <braid/policy.hpp>
 #include <braid/run_in.hpp>
 #include <braid/sleep.hpp>
 #include <braid/stream_executor.hpp>
@@ -94,7 +95,7 @@ struct op {
 // What one loop runs.
 struct loop_program {
     std::vector<script> roots;
-    int policy = 0;        // 0 interleaved, 1 sequential, 2 step_slice(3)
+    int policy = 0;        // 0 interleaved, 1 sequential, 2 step_slice(3), 3 time_slice, 4 custom
     int stop_after_us = 0; // > 0: stop the loop then and destroy it mid-flight
 };
 
@@ -118,7 +119,7 @@ public:
 private:
     loop_program make_loop_program() {
         loop_program p;
-        p.policy = pick(0, 2);
+        p.policy = pick(0, 4);
         if (pick(0, 4) == 0) {
             p.stop_after_us = pick(1, 3000);
         }
@@ -511,12 +512,24 @@ braid::task<long> run_script(world& w, const script& s) {
     co_return sum;
 }
 
+// A policy of the user's own (the loop calls it through a virtual call): the
+// front for every third yield, the back otherwise.
+struct every_third_in_front {
+    braid::placement on_yield(const braid::yield_info& info) const noexcept {
+        return info.round % 3 == 0 ? braid::placement::front : braid::placement::back;
+    }
+};
+
 std::unique_ptr<braid::event_loop> make_loop(int policy) {
     switch (policy) {
     case 1:
         return std::make_unique<braid::event_loop>(braid::sequential);
     case 2:
         return std::make_unique<braid::event_loop>(braid::step_slice(3));
+    case 3:
+        return std::make_unique<braid::event_loop>(braid::time_slice(microseconds(50)));
+    case 4:
+        return std::make_unique<braid::event_loop>(every_third_in_front{});
     default:
         return std::make_unique<braid::event_loop>();
     }

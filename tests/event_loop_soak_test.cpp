@@ -513,7 +513,7 @@ braid::task<long> run_script(world& w, const script& s) {
 }
 
 // A policy of the user's own (the loop calls it through a virtual call): the
-// front for every third yield, the back otherwise.
+// front for a yield in every third round, the back otherwise.
 struct every_third_in_front {
     braid::placement on_yield(const braid::yield_info& info) const noexcept {
         return info.round % 3 == 0 ? braid::placement::front : braid::placement::back;
@@ -585,10 +585,10 @@ void check(world& w, const loop_program& prog) {
     for (std::size_t i = 0; i < prog.roots.size(); ++i) {
         check_root(w, i, prog.roots[i], destroyed);
     }
-    CHECK(w.wrong.empty());
     for (const std::string& what : w.wrong) {
-        UNSCOPED_INFO(what);
+        UNSCOPED_INFO(what); // shown with the next assertion's result
     }
+    CHECK(w.wrong.empty());
     CHECK(w.reported == 0);
     CHECK(w.ran == w.posted.load());
     if (destroyed) {

@@ -159,6 +159,7 @@ private:
                 return o;
             case op_kind::sleep:
             case op_kind::timer:
+            case op_kind::pipe:
                 o.arg = pick(0, max_wait_);
                 return o;
             case op_kind::compute:
@@ -170,9 +171,6 @@ private:
                 if (destroys_) {
                     continue;
                 }
-                return o;
-            case op_kind::pipe:
-                o.arg = pick(0, max_wait_);
                 return o;
             case op_kind::stream:
                 o.arg = pick(0, 40);

@@ -30,6 +30,7 @@
 #include "support/builtin_policies.hpp"
 #include "support/catch.hpp"
 #include "support/counted.hpp"
+#include "support/env.hpp"
 #include "support/loop_model.hpp"
 #include "support/loop_program.hpp"
 #include "support/loop_runner.hpp"
@@ -37,7 +38,6 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
-#include <cstdlib>
 #include <random>
 #include <string>
 #include <vector>
@@ -45,6 +45,8 @@
 using namespace braid_test;
 
 namespace {
+
+using braid_test::env_or;
 
 // Appends a body's operations (and its clean-up's) to a program as one
 // contiguous range.
@@ -480,11 +482,6 @@ private:
     std::uint32_t budget_;
     program prog_;
 };
-
-std::uint64_t env_or(const char* name, std::uint64_t fallback) {
-    const char* text = std::getenv(name);
-    return text != nullptr ? std::strtoull(text, nullptr, 10) : fallback;
-}
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

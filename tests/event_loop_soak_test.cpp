@@ -35,6 +35,7 @@
 
 #include "support/catch.hpp"
 #include "support/concurrency.hpp"
+#include "support/env.hpp"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -42,7 +43,6 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
-#include <cstdlib>
 #include <exception>
 #include <memory>
 #include <optional>
@@ -57,6 +57,8 @@
 #include <vector>
 
 namespace {
+
+using braid_test::env_or;
 
 using std::chrono::microseconds;
 
@@ -634,11 +636,6 @@ void run_program(const program& prog) {
         INFO("loop " << k);
         check(*worlds[k], prog.loops[k]);
     }
-}
-
-std::uint64_t env_or(const char* name, std::uint64_t fallback) {
-    const char* text = std::getenv(name);
-    return text != nullptr ? std::strtoull(text, nullptr, 10) : fallback;
 }
 
 } // namespace

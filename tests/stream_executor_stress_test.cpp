@@ -11,12 +11,12 @@
 
 #include "support/catch.hpp"
 #include "support/concurrency.hpp"
+#include "support/env.hpp"
 #include "support/stream_inputs.hpp"
 
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
-#include <cstdlib>
 #include <optional>
 #include <random>
 #include <sstream>
@@ -26,6 +26,8 @@
 using namespace braid_test;
 
 namespace {
+
+using braid_test::env_or;
 
 struct item {
     std::uint64_t index;
@@ -227,11 +229,6 @@ std::string run_once(const config& c) {
         problem = std::to_string(counted::live().load()) + " items leaked or destroyed twice";
     }
     return problem;
-}
-
-std::uint64_t env_or(const char* name, std::uint64_t fallback) {
-    const char* text = std::getenv(name);
-    return text != nullptr ? std::strtoull(text, nullptr, 10) : fallback;
 }
 
 } // namespace

@@ -217,6 +217,45 @@ TEST_CASE("a task can cancel itself, and it receives braid::cancelled at its nex
     CHECK(t.cancelled());
 }
 
+TEST_CASE("a task whose cancellation is pending still runs the children it awaits, and the "
+          "cancellation reaches the task at its own next suspension",
+          "[cancel]") {
+    // The children are started by the awaits themselves (the first one runs
+    // to its end inside the await, the second suspends once): neither may
+    // take the pending cancellation of the task that awaits it.
+    braid::event_loop loop;
+    braid::task<int>* self = nullptr;
+    std::vector<std::string> log;
+    auto at_once = [&]() -> braid::task<int> {
+        log.push_back("at once");
+        co_return 1;
+    };
+    auto yielding = [&]() -> braid::task<int> {
+        log.push_back("yielding starts");
+        co_await braid::yield();
+        log.push_back("yielding ends");
+        co_return 2;
+    };
+    auto body = [&]() -> braid::task<int> {
+        self->cancel();
+        braid::task<int> first = at_once();
+        int sum = co_await first;
+        braid::task<int> second = yielding();
+        sum += co_await second;
+        log.push_back("children gave " + std::to_string(sum));
+        co_await braid::yield();
+        log.push_back("never reached");
+        co_return sum;
+    };
+    braid::task<int> t = body();
+    self = &t;
+    loop.spawn(t);
+    loop.run();
+    CHECK(log == std::vector<std::string>{"at once", "yielding starts", "yielding ends",
+                                          "children gave 3"});
+    CHECK(t.cancelled());
+}
+
 TEST_CASE("a cancelled sleep removes its timer, and the clock never jumps to it",
           "[cancel][sleep]") {
     braid::manual_clock clock;

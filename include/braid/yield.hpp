@@ -25,15 +25,15 @@ public:
     // then surfaces at the co_await.
     template <detail::braid_promise P>
     BRAID_DETAIL_HOT_INLINE void await_suspend(std::coroutine_handle<P> self) {
-        task_ = &self.promise();
-        task_->owner()->yield(self);
+        task_.set(self.promise());
+        self.promise().owner()->yield(self);
     }
     // A task cancelled while it waited in the ready queue gets
     // braid::cancelled here.
-    BRAID_DETAIL_HOT_INLINE void await_resume() const { task_->check_cancel(); }
+    BRAID_DETAIL_HOT_INLINE void await_resume() const { task_.get().check_cancel(); }
 
 private:
-    detail::promise_base* task_ = nullptr;
+    detail::resumed_task task_; // nothing with g++ (detail/task_core.hpp)
 };
 
 [[nodiscard]] inline yield_awaiter yield() noexcept {

@@ -91,6 +91,67 @@ struct suspension {
     wait_kind kind;
 };
 
+// --- How an awaiter finds its task at resumption ------------------------------
+//
+// The initial awaiter and yield's awaiter always suspend, and at resumption
+// they deliver a pending cancellation, so they need their task's promise
+// then. Keeping its address in the awaiter costs nothing with clang, which
+// computes it from the frame's. g++ 12 keeps every awaiter in a slot of its
+// own (docs/compilers.md, "g++ gives every awaiter of a coroutine a slot of
+// its own"): two such pointers took the benchmark's yielding task from an
+// 88-byte frame (a 96-byte malloc chunk) to 104 (112). So with g++ the
+// awaiters keep nothing, and read instead the frame the loop's thread has
+// just resumed: every resumption of a braid task at one of these two awaits
+// is done by the loop (scheduler::resume and resume_traced, and
+// promise_base::await_from for a child it starts), which stores the frame in
+// tls_resumed_frame right before it, and the awaiter reads it as the first
+// thing the resumed coroutine does. Not with clang: it may compute a
+// thread_local's address before a suspension and use it after, on another
+// thread (see frame_pool.hpp).
+#if defined(__GNUC__) && !defined(__clang__)
+#define BRAID_DETAIL_RESUMED_FRAME_BY_THREAD 1
+#else
+#define BRAID_DETAIL_RESUMED_FRAME_BY_THREAD 0
+#endif
+
+#if BRAID_DETAIL_RESUMED_FRAME_BY_THREAD
+// One variable in the whole program, also when braid is used in shared
+// objects built with -fvisibility=hidden: the loop that stores it and the
+// task that reads it may have been compiled into different ones.
+[[gnu::visibility("default")]] inline thread_local constinit void* tls_resumed_frame = nullptr;
+#endif
+
+// The loop is about to resume the braid frame h.
+inline void note_resuming([[maybe_unused]] std::coroutine_handle<> h) noexcept {
+#if BRAID_DETAIL_RESUMED_FRAME_BY_THREAD
+    tls_resumed_frame = h.address();
+#endif
+}
+
+// What an awaiter that always suspends keeps of its task: the promise's
+// address, or nothing (see above). get() is valid in await_resume only.
+class resumed_task {
+public:
+    resumed_task() noexcept = default;
+    explicit resumed_task([[maybe_unused]] promise_base& p) noexcept
+#if !BRAID_DETAIL_RESUMED_FRAME_BY_THREAD
+        : p_(&p)
+#endif
+    {
+    }
+    void set([[maybe_unused]] promise_base& p) noexcept {
+#if !BRAID_DETAIL_RESUMED_FRAME_BY_THREAD
+        p_ = &p;
+#endif
+    }
+    [[nodiscard]] promise_base& get() const noexcept;
+
+private:
+#if !BRAID_DETAIL_RESUMED_FRAME_BY_THREAD
+    promise_base* p_ = nullptr;
+#endif
+};
+
 class promise_base {
 public:
     promise_base() noexcept : waiting_on_(nullptr) {}
@@ -127,12 +188,12 @@ public:
     // first step finishes as cancelled without running its body: the
     // exception thrown here goes to unhandled_exception.
     struct initial_awaiter {
-        promise_base* p;
+        resumed_task task;
         [[nodiscard]] bool await_ready() const noexcept { return false; }
         void await_suspend(std::coroutine_handle<>) const noexcept {}
-        void await_resume() const { p->check_cancel(); }
+        void await_resume() const { task.get().check_cancel(); }
     };
-    initial_awaiter initial_suspend() noexcept { return {this}; }
+    initial_awaiter initial_suspend() noexcept { return {resumed_task(*this)}; }
 
     void unhandled_exception() noexcept {
         set_error(std::current_exception());
@@ -424,6 +485,15 @@ private:
 
 static_assert(sizeof(void*) != 8 || sizeof(promise_base) == 40,
               "promise_base is in every frame: keep it at 40 bytes (see its fields)");
+
+inline promise_base& resumed_task::get() const noexcept {
+#if BRAID_DETAIL_RESUMED_FRAME_BY_THREAD
+    // Where g++ puts a promise aligned to at most 16 bytes (promise<T> checks).
+    return std::coroutine_handle<promise_base>::from_address(tls_resumed_frame).promise();
+#else
+    return *p_;
+#endif
+}
 
 // --- Destroying frames ------------------------------------------------------
 //

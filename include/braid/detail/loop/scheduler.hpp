@@ -407,6 +407,7 @@ private:
     // coroutine suspends without naming a successor.
     BRAID_DETAIL_HOT_INLINE void resume(std::coroutine_handle<> h) noexcept {
         for (;;) {
+            note_resuming(h);
             h.resume();
             if (dispose_) [[unlikely]] {
                 std::exchange(dispose_, {}).destroy();

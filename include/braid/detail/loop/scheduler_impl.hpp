@@ -581,6 +581,7 @@ inline void scheduler::resume_traced(std::coroutine_handle<> h) noexcept {
         if (t != nullptr) {
             t->on_resume(&p, p.name(), now());
         }
+        note_resuming(h);
         h.resume();
         if (t != nullptr) {
             // Read before the frame may be freed below.
@@ -661,6 +662,7 @@ inline bool promise_base::await_from(std::coroutine_handle<> awaiting,
         // trampoline. The nesting is bounded, so the stack is too.
         ++s.inline_depth_;
         state_ = task_state::running_inline;
+        note_resuming(self());
         self().resume();
         --s.inline_depth_;
         if (state_ == task_state::done) {

@@ -41,11 +41,11 @@
 #include <braid/clock.hpp>
 #include <braid/detail/frame_pool.hpp>
 #include <braid/detail/hot_inline.hpp>
+#include <braid/detail/loop/block_queue.hpp>
 #include <braid/detail/loop/io_state.hpp>
 #include <braid/detail/loop/nodes.hpp>
 #include <braid/detail/loop/remote_queue.hpp>
 #include <braid/detail/loop/remote_wait.hpp>
-#include <braid/detail/loop/ring_queue.hpp>
 #include <braid/detail/loop/root_table.hpp>
 #include <braid/detail/loop/timer_queue.hpp>
 #include <braid/detail/loop/wait_point.hpp>
@@ -501,7 +501,7 @@ private:
     friend struct io_wait;
 
     std::atomic<std::uint32_t> attention_{0};
-    ring_queue<ready_item> ready_;
+    block_queue<ready_item> ready_;
     std::coroutine_handle<> next_;    // trampoline: resume this next, same round
     std::coroutine_handle<> dispose_; // trampoline: a finished frame nobody owns
     // The spawned, unfinished tasks this loop owns, at their root_index_.

@@ -17,15 +17,17 @@
 // the out-of-line slow path.
 //
 // Memory. No block is allocated before the first push, so a loop that never
-// runs a task costs nothing. A queue that never holds more than a quarter of
-// a block stays in one: when an end reaches the block's edge its items move
-// to the middle (at most a quarter of a block copied per more than a third of
-// a block of pushes) rather than into a second block. A smaller first block
-// would help loops with a handful of tasks only, which already pay a 4 KiB
+// runs a task costs nothing. A block that a pop empties is kept as a spare
+// for the next block change and a second one is freed, so a queue that moves
+// along its blocks or pushes and pops across a block's edge allocates nothing
+// per step. A loop with a few tasks so has two blocks once its queue has
+// gone past the end of the first: 8 KiB, where the ring had 512 bytes. A
+// smaller first block would help such loops only, which already pay a 4 KiB
 // block for their table of spawned tasks (root_table.hpp), and would make
-// blocks differ. A block that a pop empties is kept as a spare for the next
-// block change and a second one is freed, so a queue that moves along its
-// blocks or pushes and pops across a block's edge allocates nothing per step.
+// blocks differ. Keeping a queue of a few items in one block, by moving them
+// to its middle when an end reached its edge, saved the second block but
+// made a yield with one task 7 % slower with g++ 12 (by an amount that
+// changed with where the stack was), so it is not done.
 //
 // Reservations. reserve_more(n) allocates the spares that the next n pushes
 // could take, however they are split between the ends, and the map keeps a
@@ -42,7 +44,6 @@
 
 #include <algorithm>
 #include <cstddef>
-#include <cstring>
 #include <memory>
 #include <type_traits>
 #include <utility>
@@ -53,9 +54,6 @@ template <class T, std::size_t BlockItems = 4096 / sizeof(T)>
 class block_queue {
     static_assert(std::is_trivially_copyable_v<T> && std::is_trivially_destructible_v<T>,
                   "block_queue holds plain values: items are copied bitwise and never destroyed");
-    static_assert(BlockItems >= 8,
-                  "block_queue: a block must hold at least 8 items, so that "
-                  "moving a quarter of one to its middle leaves room at both ends");
 
 public:
     static constexpr std::size_t block_items = BlockItems;
@@ -139,7 +137,7 @@ private:
     BRAID_DETAIL_NOINLINE void push_back_slow(T item);
     BRAID_DETAIL_NOINLINE void push_front_slow(T item);
     BRAID_DETAIL_NOINLINE void leave_head_block() noexcept;
-    bool make_room_in_place(bool at_back);
+    void add_first_block(bool at_back);
     T* take_block(bool at_back);
     void reserve_map(std::size_t count);
 
@@ -176,7 +174,7 @@ void block_queue<T, BlockItems>::reserve_more(std::size_t n) {
         return;
     }
     if (blocks() == 0) {
-        make_room_in_place(true); // the first block, whose room the pushes then use
+        add_first_block(true); // whose room the pushes then use
     }
     const std::size_t needed = blocks_for(n, back_room(), front_room());
     if (spares_ < needed) {
@@ -203,10 +201,12 @@ std::size_t block_queue<T, BlockItems>::blocks_for(std::size_t n, std::size_t ba
     return most;
 }
 
-// The tail block's last slot: the item goes there and tail_ to the next block.
+// No block yet, or tail_ at the tail block's last slot: the item goes there
+// and tail_ to the next block.
 template <class T, std::size_t BlockItems>
 void block_queue<T, BlockItems>::push_back_slow(T item) {
-    if (make_room_in_place(true)) {
+    if (blocks() == 0) {
+        add_first_block(true);
         *tail_++ = item;
         return;
     }
@@ -217,10 +217,12 @@ void block_queue<T, BlockItems>::push_back_slow(T item) {
     tail_last_ = block + (block_items - 1);
 }
 
-// The head block's first slot: the item goes into the last slot of a new head block.
+// No block yet, or head_ at the head block's first slot: the item goes into
+// the last slot of a new head block.
 template <class T, std::size_t BlockItems>
 void block_queue<T, BlockItems>::push_front_slow(T item) {
-    if (make_room_in_place(false)) {
+    if (blocks() == 0) {
+        add_first_block(false);
         *--head_ = item;
         return;
     }
@@ -249,36 +251,18 @@ void block_queue<T, BlockItems>::leave_head_block() noexcept {
     }
 }
 
-// Room at the full end (the back, or the front) without a block from
-// take_block: the first block, or the only block's items moved to its middle
-// when they are few. Whether it made room.
+// The first block. Its whole room goes to the end pushed first: the loop's
+// first pushes are push_back, and starting in the middle would leave half of
+// the block unused in a queue that grows past it.
 template <class T, std::size_t BlockItems>
-bool block_queue<T, BlockItems>::make_room_in_place(bool at_back) {
-    if (blocks() == 0) {
-        reserve_map(1);
-        T* const block = new T[block_items];
-        map_[slot(head_block_)] = block; // head_block_ == tail_block_
-        head_begin_ = tail_begin_ = block;
-        head_end_ = block + block_items;
-        tail_last_ = block + (block_items - 1);
-        // The whole block for pushes at this end: the loop's first pushes
-        // are push_back, and starting in the middle would leave half of this
-        // block unused in a queue that grows past it.
-        head_ = tail_ = at_back ? block : tail_last_;
-        return true;
-    }
-    if (blocks() == 1) {
-        const auto items = static_cast<std::size_t>(tail_ - head_);
-        if (items <= block_items / 4) {
-            // Afterwards each end has room for 3/8 of a block, less a slot.
-            T* const to = head_begin_ + (block_items - items) / 2;
-            std::memmove(to, head_, items * sizeof(T));
-            head_ = to;
-            tail_ = to + items;
-            return true;
-        }
-    }
-    return false;
+void block_queue<T, BlockItems>::add_first_block(bool at_back) {
+    reserve_map(1);
+    T* const block = new T[block_items];
+    map_[slot(head_block_)] = block; // head_block_ == tail_block_
+    head_begin_ = tail_begin_ = block;
+    head_end_ = block + block_items;
+    tail_last_ = block + (block_items - 1);
+    head_ = tail_ = at_back ? block : tail_last_;
 }
 
 // A block for the map slot after the tail block or before the head block: a

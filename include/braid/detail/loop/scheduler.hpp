@@ -324,8 +324,9 @@ public:
     // No software prefetch of the frames to come: prefetching the frame after
     // the next cost clang 13 instructions a step (17% of a yield at 1,000
     // tasks) and made no yield faster, also with 1,000 to 10^6 frames
-    // scattered in memory (the next frame's address is in the ring, not in
-    // the frame running now, so the processor overlaps the loads itself).
+    // scattered in memory (the next frame's address is in the ready queue,
+    // not in the frame running now, so the processor overlaps the loads
+    // itself).
     BRAID_DETAIL_HOT_INLINE void step() {
         const ready_item item = ready_.pop_front();
         ++rounds_;

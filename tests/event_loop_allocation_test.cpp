@@ -101,8 +101,9 @@ TEST_CASE("steps and yields allocate nothing once the ready queue has grown",
     for (int i = 0; i < 100; ++i) {
         loop.spawn(yielder(1000));
     }
-    // A first pass; the queue already holds every task.
-    loop.run_until_complete(finishes_at_once(0));
+    // Ten passes: the queue holds every task and has moved on from its first
+    // block to a second one, keeping the first for its next move.
+    loop.run_until_complete(yielder(10));
     const std::size_t during = allocations_during([&] { loop.run(); });
     CHECK(during == 0);
     CHECK(loop.rounds() > 100'000);
@@ -126,8 +127,9 @@ TEST_CASE("with the frame pool, awaits of finishing tasks and call_soon allocate
           "[loop][allocation]") {
     braid::event_loop loop;
     int sum = 0;
-    // Warm up: the pool's lists and the queue get their blocks.
-    loop.run_until_complete(awaiter(100, sum));
+    // Warm up: the pool's lists and the queue get their blocks (a second one
+    // after 512 steps).
+    loop.run_until_complete(awaiter(1000, sum));
     for (int i = 0; i < 100; ++i) {
         loop.call_soon([&sum, i] { sum += i; });
     }
@@ -163,6 +165,7 @@ TEST_CASE("with the frame pool, when_all of up to four tasks allocates only what
     };
     (void)loop.run_until_complete(pair_of(0));
     (void)loop.run_until_complete(braid::when_all(four_of(0)));
+    loop.run_until_complete(yielder(1000)); // the queue's second block
 
     int sum = 0;
     // The tuple form: the children's watches and the when_all itself come

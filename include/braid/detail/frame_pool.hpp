@@ -13,6 +13,8 @@
 // so that every frame is a separate allocation the sanitizer can see (use
 // after free, leaks). Define BRAID_FRAME_POOL to 0 to turn it off elsewhere.
 
+#include <braid/detail/hot_inline.hpp>
+
 #include <cstddef>
 #include <cstdint>
 #include <new>
@@ -38,11 +40,6 @@
 // fresh. g++ lowers coroutines into separate ramp and actor functions before
 // optimising, so the allocation (in the ramp) and the deallocation (in the
 // destroy path) never share a computed address.
-#if defined(__GNUC__) || defined(__clang__)
-#define BRAID_DETAIL_NOINLINE [[gnu::noinline]]
-#else
-#define BRAID_DETAIL_NOINLINE
-#endif
 #if defined(__clang__)
 #define BRAID_DETAIL_FRAME_POOL_INLINE BRAID_DETAIL_NOINLINE inline
 #else

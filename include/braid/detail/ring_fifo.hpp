@@ -6,7 +6,7 @@
 // never shrinks, so that a queue in a steady state allocates nothing per item.
 // Not thread-safe: its owner guards it (a pool with its mutex; a loop by
 // using it on its own thread only). The ready queue, whose items are plain
-// words and whose every cycle counts, is detail::ring_queue.
+// words and whose every cycle counts, is detail::block_queue.
 
 #include <cstddef>
 #include <type_traits>

@@ -41,11 +41,11 @@
 #include <braid/clock.hpp>
 #include <braid/detail/frame_pool.hpp>
 #include <braid/detail/hot_inline.hpp>
+#include <braid/detail/loop/block_queue.hpp>
 #include <braid/detail/loop/io_state.hpp>
 #include <braid/detail/loop/nodes.hpp>
 #include <braid/detail/loop/remote_queue.hpp>
 #include <braid/detail/loop/remote_wait.hpp>
-#include <braid/detail/loop/ring_queue.hpp>
 #include <braid/detail/loop/root_table.hpp>
 #include <braid/detail/loop/timer_queue.hpp>
 #include <braid/detail/loop/wait_point.hpp>
@@ -324,8 +324,9 @@ public:
     // No software prefetch of the frames to come: prefetching the frame after
     // the next cost clang 13 instructions a step (17% of a yield at 1,000
     // tasks) and made no yield faster, also with 1,000 to 10^6 frames
-    // scattered in memory (the next frame's address is in the ring, not in
-    // the frame running now, so the processor overlaps the loads itself).
+    // scattered in memory (the next frame's address is in the ready queue,
+    // not in the frame running now, so the processor overlaps the loads
+    // itself).
     BRAID_DETAIL_HOT_INLINE void step() {
         const ready_item item = ready_.pop_front();
         ++rounds_;
@@ -502,7 +503,7 @@ private:
     friend struct io_wait;
 
     std::atomic<std::uint32_t> attention_{0};
-    ring_queue<ready_item> ready_;
+    block_queue<ready_item> ready_;
     std::coroutine_handle<> next_;    // trampoline: resume this next, same round
     std::coroutine_handle<> dispose_; // trampoline: a finished frame nobody owns
     // The spawned, unfinished tasks this loop owns, at their root_index_.

@@ -50,10 +50,6 @@ braid::task<> yielder(int yields) {
     }
 }
 
-braid::task<int> finishes_at_once(int i) {
-    co_return i;
-}
-
 } // namespace
 
 void* operator new(std::size_t size) {
@@ -111,6 +107,10 @@ TEST_CASE("steps and yields allocate nothing once the ready queue has grown",
 
 #if BRAID_FRAME_POOL
 namespace {
+
+braid::task<int> finishes_at_once(int i) {
+    co_return i;
+}
 
 braid::task<> awaiter(int awaits, int& sum) {
     for (int i = 0; i < awaits; ++i) {

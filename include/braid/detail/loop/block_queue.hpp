@@ -54,6 +54,8 @@ template <class T, std::size_t BlockItems = 4096 / sizeof(T)>
 class block_queue {
     static_assert(std::is_trivially_copyable_v<T> && std::is_trivially_destructible_v<T>,
                   "block_queue holds plain values: items are copied bitwise and never destroyed");
+    static_assert(BlockItems >= 8, "block_queue: blocks of fewer than 8 items are not tested (and "
+                                   "an item of more than 512 bytes makes 4 KiB blocks too small)");
 
 public:
     static constexpr std::size_t block_items = BlockItems;

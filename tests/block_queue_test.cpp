@@ -29,6 +29,9 @@
 #ifndef BRAID_TEST_COUNTS_ALLOCATIONS
 #define BRAID_TEST_COUNTS_ALLOCATIONS 1
 #endif
+#if BRAID_TEST_COUNTS_ALLOCATIONS
+#include "support/replace_new.hpp"
+#endif
 
 namespace {
 
@@ -53,23 +56,6 @@ constexpr bool counts_allocations = BRAID_TEST_COUNTS_ALLOCATIONS != 0;
 bool counting = false;
 std::size_t allocations = 0;
 int fail_after = -1;
-
-[[maybe_unused]] void* counted_allocation(std::size_t size) {
-    if (fail_after == 0) {
-        fail_after = -1;
-        throw std::bad_alloc();
-    }
-    if (fail_after > 0) {
-        --fail_after;
-    }
-    if (counting) {
-        ++allocations;
-    }
-    if (void* p = std::malloc(size == 0 ? 1 : size)) {
-        return p;
-    }
-    throw std::bad_alloc();
-}
 
 // Allocations made while f runs.
 template <class F>
@@ -175,43 +161,21 @@ void check_against_deque_at_random(std::uint32_t seed) {
 } // namespace
 
 #if BRAID_TEST_COUNTS_ALLOCATIONS
-void* operator new(std::size_t size) {
-    return counted_allocation(size);
-}
-void* operator new[](std::size_t size) {
-    return counted_allocation(size);
-}
-void* operator new(std::size_t size, const std::nothrow_t&) noexcept {
-    try {
-        return counted_allocation(size);
-    } catch (...) {
-        return nullptr;
+void* braid_test::counted_allocation(std::size_t size) {
+    if (fail_after == 0) {
+        fail_after = -1;
+        throw std::bad_alloc();
     }
-}
-void* operator new[](std::size_t size, const std::nothrow_t&) noexcept {
-    try {
-        return counted_allocation(size);
-    } catch (...) {
-        return nullptr;
+    if (fail_after > 0) {
+        --fail_after;
     }
-}
-void operator delete(void* p, const std::nothrow_t&) noexcept {
-    std::free(p);
-}
-void operator delete[](void* p, const std::nothrow_t&) noexcept {
-    std::free(p);
-}
-void operator delete(void* p) noexcept {
-    std::free(p);
-}
-void operator delete[](void* p) noexcept {
-    std::free(p);
-}
-void operator delete(void* p, std::size_t) noexcept {
-    std::free(p);
-}
-void operator delete[](void* p, std::size_t) noexcept {
-    std::free(p);
+    if (counting) {
+        ++allocations;
+    }
+    if (void* p = std::malloc(size == 0 ? 1 : size)) {
+        return p;
+    }
+    throw std::bad_alloc();
 }
 #endif
 

@@ -10,6 +10,7 @@
 #include <braid/when_all.hpp>
 
 #include "support/catch.hpp"
+#include "support/replace_new.hpp"
 
 #include <cstddef>
 #include <cstdlib>
@@ -23,16 +24,6 @@ namespace {
 // count.
 bool counting = false;
 std::size_t allocations = 0;
-
-void* counted_allocation(std::size_t size) {
-    if (counting) {
-        ++allocations;
-    }
-    if (void* p = std::malloc(size == 0 ? 1 : size)) {
-        return p;
-    }
-    throw std::bad_alloc();
-}
 
 // Allocations made while f runs.
 template <class F>
@@ -52,43 +43,14 @@ braid::task<> yielder(int yields) {
 
 } // namespace
 
-void* operator new(std::size_t size) {
-    return counted_allocation(size);
-}
-void* operator new[](std::size_t size) {
-    return counted_allocation(size);
-}
-void* operator new(std::size_t size, const std::nothrow_t&) noexcept {
-    try {
-        return counted_allocation(size);
-    } catch (...) {
-        return nullptr;
+void* braid_test::counted_allocation(std::size_t size) {
+    if (counting) {
+        ++allocations;
     }
-}
-void* operator new[](std::size_t size, const std::nothrow_t&) noexcept {
-    try {
-        return counted_allocation(size);
-    } catch (...) {
-        return nullptr;
+    if (void* p = std::malloc(size == 0 ? 1 : size)) {
+        return p;
     }
-}
-void operator delete(void* p, const std::nothrow_t&) noexcept {
-    std::free(p);
-}
-void operator delete[](void* p, const std::nothrow_t&) noexcept {
-    std::free(p);
-}
-void operator delete(void* p) noexcept {
-    std::free(p);
-}
-void operator delete[](void* p) noexcept {
-    std::free(p);
-}
-void operator delete(void* p, std::size_t) noexcept {
-    std::free(p);
-}
-void operator delete[](void* p, std::size_t) noexcept {
-    std::free(p);
+    throw std::bad_alloc();
 }
 
 TEST_CASE("steps and yields allocate nothing once the ready queue has grown",

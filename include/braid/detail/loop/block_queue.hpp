@@ -17,28 +17,28 @@
 // the out-of-line slow path.
 //
 // Memory. No block is allocated before the first push, so a loop that never
-// runs a task costs nothing. A block that a pop empties is kept as a spare
-// for the next block change and a second one is freed, so a queue that moves
-// along its blocks or pushes and pops across a block's edge allocates nothing
-// per step. A loop with a few tasks so has two blocks once its queue has
-// gone past the end of the first: 8 KiB, where the ring had 512 bytes. A
-// smaller first block would help such loops only, which already pay a 4 KiB
-// block for their table of spawned tasks (root_table.hpp), and would make
-// blocks differ. Keeping a queue of a few items in one block, by moving them
-// to its middle when an end reached its edge, saved the second block but
-// made a yield with one task 7 % slower with g++ 12 (by an amount that
-// changed with where the stack was), so it is not done.
+// runs a task costs nothing. A block that a pop empties is kept as a spare for
+// the next block change and a second one is freed, so a queue that moves along
+// its blocks or pushes and pops across a block's edge allocates nothing per
+// step. A loop with a few tasks so has two blocks once its queue has gone past
+// the end of the first: 8 KiB for what a ring sized to its items would hold in
+// a few hundred bytes. A smaller first block would help such loops only, which
+// already pay a 4 KiB block for their table of spawned tasks (root_table.hpp),
+// and would make blocks differ. Keeping a queue of a few items in one block,
+// by moving them to its middle when an end reached its edge, saved the second
+// block but made a yield with one task 7 % slower with g++ 12 (by an amount
+// that changed with where the stack was), so it is not done.
 //
 // Reservations. reserve_more(n) allocates the spares that the next n pushes
 // could take, however they are split between the ends, and the map keeps a
 // slot for every block and spare, so taking a spare allocates nothing. Room
-// once reserved is not given back, as the ring that never shrank did not:
-// pops take no block, and a pop that empties a block raises what the pushes
-// still to come could take by one block at most (the front's room falls to
-// none); that block is kept unless the spares already cover the largest
-// reservation so far with no room at the front. So a promise holds whatever
-// pops come between (a task waiting on a socket is woken without allocating
-// when the socket is closed long after the wait began).
+// once reserved is not given back: pops take no block, and a pop that empties
+// a block raises what the pushes still to come could take by one block at most
+// (the front's room falls to none); that block is kept unless the spares
+// already cover the largest reservation so far with no room at the front. So a
+// promise holds whatever pops come between (a task waiting on a socket is
+// woken without allocating when the socket is closed long after the wait
+// began).
 
 #include <braid/detail/hot_inline.hpp>
 

@@ -4,9 +4,10 @@
 // clock; this test checks what they cannot: a loop that really sleeps and is
 // woken by pool workers, a stream executor's threads, a pipe written from
 // another thread and loopback TCP, two loops on two threads sharing the pool,
-// while tasks cancel each other, time out, and a loop may be destroyed with
-// all of that in flight. The order of events changes from
-// run to run, so nothing here predicts it. What must hold whatever the order:
+// while tasks cancel each other, time out, a loop is stopped from another
+// thread and run again, and a loop may be destroyed with all of that in
+// flight. The order of events changes from run to run, so nothing here
+// predicts it. What must hold whatever the order:
 //
 // - every task ends once (its done callbacks run once), with the value its
 //   script computes, with the error it throws, or cancelled exactly when a
@@ -40,6 +41,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -99,6 +101,11 @@ struct loop_program {
     std::vector<script> roots;
     int policy = 0;        // 0 interleaved, 1 sequential, 2 step_slice(3), 3 time_slice, 4 custom
     int stop_after_us = 0; // > 0: stop the loop then and destroy it mid-flight
+    // > 0 (never with stop_after_us): another thread calls stop() up to this
+    // many times while the loop runs, stop_gap_us apart at most; each stop
+    // ends a run early, and the loop's thread runs it again.
+    int stops_from_thread = 0;
+    int stop_gap_us = 0;
 };
 
 // One loop, or two on two threads sharing the pool and the stream executor.
@@ -114,6 +121,13 @@ public:
         program p;
         for (int n = pick(0, 2) == 0 ? 2 : 1; n > 0; --n) {
             p.loops.push_back(make_loop_program());
+        }
+        // Drawn last, so that the rest of each seed's program stays as it was.
+        for (loop_program& l : p.loops) {
+            if (l.stop_after_us == 0 && pick(0, 2) == 0) {
+                l.stops_from_thread = pick(1, 20);
+                l.stop_gap_us = pick(0, 1) == 0 ? 30 : 400;
+            }
         }
         return p;
     }
@@ -598,11 +612,46 @@ void check(world& w, const loop_program& prog) {
     }
 }
 
+bool all_ended(const world& w) {
+    return std::all_of(w.endings.begin(), w.endings.end(), [](int e) { return e != 0; });
+}
+
+// Runs the loop until every root has ended while another thread calls stop()
+// at random moments. A stop ends the run in progress after its step, or
+// makes the next run one pass, so each ends one run at most and a stopped
+// run is run again. Gives the number of runs that ended before the roots did.
+int run_with_stops(world& w, const loop_program& prog, std::uint64_t seed) {
+    std::atomic<bool> finished{false};
+    std::thread stopper([&] {
+        std::mt19937 rng(static_cast<std::mt19937::result_type>(seed));
+        std::uniform_int_distribution<int> gap(0, prog.stop_gap_us);
+        for (int i = 0; i < prog.stops_from_thread && !finished.load(); ++i) {
+            std::this_thread::sleep_for(microseconds(gap(rng)));
+            w.loop->stop();
+        }
+    });
+    int stopped = 0;
+    for (int runs = 0; runs <= prog.stops_from_thread; ++runs) {
+        w.loop->run();
+        if (all_ended(w)) {
+            break;
+        }
+        ++stopped;
+    }
+    finished = true;
+    stopper.join();
+    // A stop made after that run returned makes this one a single pass, so
+    // that the run after the pool's shutdown below runs in full.
+    w.loop->run();
+    return stopped;
+}
+
 // Runs each loop on a thread of its own until it is out of work, or stops
 // and is destroyed. Then, with the pool shut down (a cancelled run_in leaves
 // its work running, and the thread-safe call that work makes may arrive
 // after run() returned), the loops still alive run what arrived late.
-void run_program(const program& prog) {
+// Gives the number of runs that stops from other threads ended early.
+int run_program(const program& prog, std::uint64_t seed) {
     executors ex;
     std::vector<std::unique_ptr<world>> worlds;
     for (std::size_t k = 0; k < prog.loops.size(); ++k) {
@@ -611,10 +660,16 @@ void run_program(const program& prog) {
     }
     braid_test::gate pool_shut_down;
     std::atomic<int> waiting{0};
+    std::atomic<int> stopped{0};
     std::vector<std::thread> threads;
     for (std::size_t k = 0; k < worlds.size(); ++k) {
-        threads.emplace_back([&w = *worlds[k], &prog = prog.loops[k], &pool_shut_down, &waiting] {
-            w.loop->run();
+        threads.emplace_back([&w = *worlds[k], &prog = prog.loops[k], &pool_shut_down, &waiting,
+                              &stopped, stopper_seed = seed * 2 + k] {
+            if (prog.stops_from_thread > 0) {
+                stopped += run_with_stops(w, prog, stopper_seed);
+            } else {
+                w.loop->run();
+            }
             if (prog.stop_after_us > 0) {
                 w.loop.reset();
             }
@@ -636,6 +691,7 @@ void run_program(const program& prog) {
         INFO("loop " << k);
         check(*worlds[k], prog.loops[k]);
     }
+    return stopped.load();
 }
 
 } // namespace
@@ -645,11 +701,17 @@ TEST_CASE("random programs on real threads: every task ends once, with its value
           "[soak][threads][cancel][lifetime]") {
     const std::uint64_t base = env_or("BRAID_SOAK_SEED", 20261129);
     const std::uint64_t count = env_or("BRAID_SOAK_PROGRAMS", 300);
+    int stopped_runs = 0;
     for (std::uint64_t seed = base; seed < base + count; ++seed) {
         const braid_test::watchdog guard("the soak program BRAID_SOAK_SEED=" +
                                          std::to_string(seed));
         const program prog = program_maker(seed).make();
         INFO("BRAID_SOAK_SEED=" << seed << ": " << prog.loops.size() << " loops");
-        run_program(prog);
+        stopped_runs += run_program(prog, seed);
+    }
+    // About a quarter of the loops are stopped from another thread; over this
+    // many programs some stops must have come while a loop was running.
+    if (count >= 100) {
+        CHECK(stopped_runs > 0);
     }
 }

@@ -171,8 +171,27 @@ public:
     static constexpr unsigned max_inline_depth = 16;
 
     // The trampoline's slot: resume h as soon as the running coroutine
-    // suspends, within the same round.
-    void transfer_to(std::coroutine_handle<> h) noexcept { next_ = h; }
+    // suspends, within the same round. The slot is still taken only when a
+    // task resumed outside the trampoline (see settle_outside) handed it a
+    // coroutine and another did the same before anything took it: that one
+    // is resumed first, here.
+    void transfer_to(std::coroutine_handle<> h) noexcept {
+        if (next_) [[unlikely]] {
+            resume_stranded();
+        }
+        next_ = h;
+    }
+
+    // A finished frame nobody owns, freed by the trampoline once the
+    // coroutine that finished has returned to it. One still waiting here
+    // belongs to a coroutine that returned long ago (it finished outside the
+    // trampoline), so it is freed at once.
+    void dispose_later(std::coroutine_handle<> h) noexcept {
+        if (dispose_) [[unlikely]] {
+            dispose_.destroy();
+        }
+        dispose_ = h;
+    }
 
     // An exception nobody else can observe: handed to the exception handler
     // after the current step.
@@ -338,8 +357,24 @@ public:
             } catch (...) {
                 report(std::current_exception());
             }
+            if (next_ || dispose_) [[unlikely]] {
+                settle_outside();
+            }
         }
     }
+
+    // A coroutine resumed outside the trampoline: an awaitable that is not
+    // braid's resumes the task waiting on it from a callback (or from the
+    // loop's thread between runs). The task runs there; when it finishes or
+    // starts a child through the trampoline, it leaves the trampoline its
+    // successor (next_) and its frame to free (dispose_), which nothing takes
+    // until this does, right after the callback (or when the next run
+    // starts). Stack depth stays constant: this is the trampoline.
+    void settle_outside() noexcept;
+    // transfer_to found next_ taken: resumes what is there now, from inside
+    // the coroutine that is suspending (one nested call, at most once per
+    // such coroutine).
+    void resume_stranded() noexcept;
 
 private:
     // A policy whose answer is not a constant. step_slice, built in and cheap,
@@ -394,6 +429,9 @@ public:
                                   "callback of this loop); co_await the task instead");
             }
             s_.running_ = true;
+            if (s_.next_ || s_.dispose_) [[unlikely]] {
+                s_.settle_outside();
+            }
         }
         run_guard(const run_guard&) = delete;
         run_guard& operator=(const run_guard&) = delete;

@@ -74,7 +74,14 @@ inline scheduler::~scheduler() {
     }
     // 4. Tasks, ready callbacks and pending timers, dropped unrun. What a
     //    destructor run here schedules (a task spawned, a callback queued, a
-    //    timer made) is dropped too, in the next round of this loop.
+    //    timer made) is dropped too, in the next round of this loop. First
+    //    what a task resumed outside the trampoline since the last run left
+    //    (settle_outside): its frame to free, and the coroutine it would have
+    //    resumed, which goes with its own task below.
+    next_ = {};
+    if (dispose_) {
+        std::exchange(dispose_, {}).destroy();
+    }
     for (;;) {
         bool dropped = false;
         for (std::size_t i = 0; i < roots_.used(); ++i) {
@@ -570,6 +577,36 @@ inline void scheduler::step_traced() {
         report(std::current_exception());
     }
     t->on_callback_end(now());
+    if (next_ || dispose_) [[unlikely]] {
+        settle_outside();
+    }
+}
+
+BRAID_DETAIL_NOINLINE inline void scheduler::settle_outside() noexcept {
+    if (dispose_) {
+        std::exchange(dispose_, {}).destroy(); // its coroutine has returned
+    }
+    if (next_) {
+        const std::coroutine_handle<> h = std::exchange(next_, {});
+        if (tracer_ != nullptr) {
+            resume_traced(h);
+        } else {
+            resume(h);
+        }
+    }
+}
+
+BRAID_DETAIL_NOINLINE inline void scheduler::resume_stranded() noexcept {
+    const std::coroutine_handle<> h = std::exchange(next_, {});
+    // The coroutine calling transfer_to may have just left its own frame to
+    // free: it is still running, so that waits until it has returned.
+    const std::coroutine_handle<> mine = std::exchange(dispose_, {});
+    if (tracer_ != nullptr) {
+        resume_traced(h);
+    } else {
+        resume(h);
+    }
+    dispose_later(mine);
 }
 
 inline void scheduler::resume_traced(std::coroutine_handle<> h) noexcept {
@@ -797,7 +834,7 @@ inline void promise_base::finish_rare(scheduler& s) noexcept {
         if (release()) {
             // Nobody holds the task any more. It cannot free itself while it
             // is still inside this call: the trampoline does, once it returns.
-            s.dispose_ = self();
+            s.dispose_later(self());
         }
     }
 }

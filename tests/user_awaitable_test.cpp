@@ -3,10 +3,12 @@
 // writes for a callback-based API parks the coroutine's handle and resumes it
 // later from a callback on the loop's thread. The loop does not know what such
 // a task waits for; what must still hold is that it goes on when resumed (from
-// a callback, a timer, or a thread-safe call from another thread), that a
-// cancellation reaches it at its next braid co_await, that composition waits
-// for it, that a run which can never finish it says so instead of hanging,
-// and that destroying the loop destroys its frame.
+// a callback, a timer, a thread-safe call from another thread, another task's
+// step, or between runs), that a cancellation reaches it at its next braid
+// co_await, that composition waits for it, that a run which can never finish
+// it says so instead of hanging, that a task finishing inside the call that
+// resumed it hands on to the task awaiting it and is freed, and that
+// destroying the loop destroys its frame.
 
 #include <braid/braid.hpp>
 
@@ -17,7 +19,6 @@
 #include <chrono>
 #include <coroutine>
 #include <cstdint>
-#include <memory>
 #include <string>
 #include <thread>
 #include <utility>

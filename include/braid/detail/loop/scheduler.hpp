@@ -357,9 +357,7 @@ public:
             } catch (...) {
                 report(std::current_exception());
             }
-            if (next_ || dispose_) [[unlikely]] {
-                settle_outside();
-            }
+            settle_if_outside();
         }
     }
 
@@ -370,6 +368,11 @@ public:
     // successor (next_) and its frame to free (dispose_), which nothing takes
     // until this does, right after the callback (or when the next run
     // starts). Stack depth stays constant: this is the trampoline.
+    void settle_if_outside() noexcept {
+        if (next_ || dispose_) [[unlikely]] {
+            settle_outside();
+        }
+    }
     void settle_outside() noexcept;
     // transfer_to found next_ taken: resumes what is there now, from inside
     // the coroutine that is suspending (one nested call, at most once per
@@ -429,9 +432,7 @@ public:
                                   "callback of this loop); co_await the task instead");
             }
             s_.running_ = true;
-            if (s_.next_ || s_.dispose_) [[unlikely]] {
-                s_.settle_outside();
-            }
+            s_.settle_if_outside();
         }
         run_guard(const run_guard&) = delete;
         run_guard& operator=(const run_guard&) = delete;

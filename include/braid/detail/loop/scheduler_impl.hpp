@@ -577,9 +577,7 @@ inline void scheduler::step_traced() {
         report(std::current_exception());
     }
     t->on_callback_end(now());
-    if (next_ || dispose_) [[unlikely]] {
-        settle_outside();
-    }
+    settle_if_outside();
 }
 
 BRAID_DETAIL_NOINLINE inline void scheduler::settle_outside() noexcept {
@@ -597,15 +595,10 @@ BRAID_DETAIL_NOINLINE inline void scheduler::settle_outside() noexcept {
 }
 
 BRAID_DETAIL_NOINLINE inline void scheduler::resume_stranded() noexcept {
-    const std::coroutine_handle<> h = std::exchange(next_, {});
     // The coroutine calling transfer_to may have just left its own frame to
     // free: it is still running, so that waits until it has returned.
     const std::coroutine_handle<> mine = std::exchange(dispose_, {});
-    if (tracer_ != nullptr) {
-        resume_traced(h);
-    } else {
-        resume(h);
-    }
+    settle_outside(); // only next_ is left to take
     dispose_later(mine);
 }
 

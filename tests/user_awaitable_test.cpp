@@ -5,10 +5,10 @@
 // a task waits for; what must still hold is that it goes on when resumed (from
 // a callback, a timer, a thread-safe call from another thread, another task's
 // step, or between runs), that a cancellation reaches it at its next braid
-// co_await, that composition waits for it, that a run which can never finish
-// it says so instead of hanging, that a task finishing inside the call that
-// resumed it hands on to the task awaiting it and is freed, and that
-// destroying the loop destroys its frame.
+// wait (without waiting for that wait to end), that composition waits for
+// it, that a run which can never finish it says so instead of hanging, that a
+// task finishing inside the call that resumed it hands on to the task
+// awaiting it and is freed, and that destroying the loop destroys its frame.
 
 #include <braid/braid.hpp>
 
@@ -162,6 +162,30 @@ TEST_CASE("cancelling a task parked on an awaitable of its own: it goes on when 
     CHECK_FALSE(after_yield);
     CHECK(t.cancelled());
     CHECK_THROWS_AS(t.result(), braid::cancelled);
+}
+
+TEST_CASE("a task cancelled while parked on an awaitable of its own does not sit out the sleep it "
+          "begins once resumed",
+          "[user_awaitable][cancel]") {
+    braid::manual_clock clock;
+    braid::event_loop loop{braid::interleaved, clock};
+    parking slot;
+    bool slept = false;
+    auto body = [&]() -> braid::task<int> {
+        const int got = co_await park{slot};
+        co_await braid::sleep_for(1h); // the pending cancellation ends it at once
+        slept = true;
+        co_return got;
+    };
+    braid::task<int> t = body();
+    loop.spawn(t);
+    loop.run();
+    CHECK(t.cancel());
+    loop.call_soon([&] { slot.deliver(4); });
+    loop.run();
+    CHECK(t.cancelled());
+    CHECK_FALSE(slept);
+    CHECK(clock.now().time_since_epoch() == 0s);
 }
 
 TEST_CASE("a task cancelled while parked on an awaitable of its own that then finishes without "

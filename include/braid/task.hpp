@@ -181,8 +181,12 @@ public:
     //   - Awaiting when_all, when_any, wait_for or a task_group: those cancel
     //     what they wait for, wait for it to finish, then this task receives
     //     braid::cancelled.
-    //   - Ready to run, or running: it receives braid::cancelled from the
-    //     next braid co_await at which it suspends and resumes.
+    //   - Ready to run, or running (or suspended on an awaitable that is not
+    //     braid's, which nothing interrupts): the cancellation is pending. A
+    //     yield delivers it when the task next runs; the next other braid
+    //     wait the task begins is reached at once, as above. A task it then
+    //     awaits that has not started ends cancelled without running its
+    //     body, and the co_await throws braid::cancelled.
     //   - Never started (not spawned, not awaited): it finishes as cancelled
     //     at once, without running its body; its done callbacks all run
     //     inside this call, then the first exception one threw leaves it
@@ -322,7 +326,7 @@ private:
 
         template <detail::braid_promise P>
         bool await_suspend(std::coroutine_handle<P> awaiting) noexcept {
-            if (!h.promise().await_from(awaiting, awaiting.promise().owner())) {
+            if (!h.promise().await_from(awaiting.promise())) {
                 return false; // finished at once: the common, fast case
             }
             cancel = &awaiter::cancel_child;

@@ -55,9 +55,13 @@
 //   sleeping task: its timer goes and it is woken. Of a task awaiting
 //   when_all, when_any, wait_for or task_group::wait: every child is
 //   cancelled, and it is woken once they have all finished. Otherwise (ready
-//   in the queue): nothing more. In all these cases braid::cancelled is then
-//   delivered once, at the next yield, sleep or composition await at which
-//   the task resumes -- or, for a task not begun, instead of its body.
+//   in the queue, or running): it is pending. A yield delivers it when the
+//   task resumes; the next other wait the task begins is reached at once, as
+//   cancel() would have reached it there; a task it then awaits that has not
+//   started ends cancelled without beginning, and the awaiting task receives
+//   that at once. In all these cases braid::cancelled is then delivered once, at the next yield,
+//   sleep or composition await at which the task resumes -- or, for a task
+//   not begun, instead of its body.
 // - when_all: the first failure (a child ending cancelled counts) cancels
 //   the others, and is rethrown once all have finished. when_any: the first
 //   success cancels the others; all failing rethrows the last failure.
@@ -802,6 +806,27 @@ private:
         return next{next_kind::start_child, child};
     }
 
+    // Task t has begun a wait (a sleep, a started task, a join): a
+    // cancellation pending since it ran reaches that wait, as cancel() would.
+    void reach_pending(std::uint32_t t) {
+        if (std::exchange(tasks_[t].cancel_pending, false)) {
+            bool ignored = false;
+            (void)cancel(t, ignored); // started: runs no callback
+        }
+    }
+
+    // Task t, with a cancellation pending, awaits `child`, which has not
+    // started: the child ends cancelled without beginning (what its done
+    // callbacks throw goes to the handler), and t receives that at once.
+    bool passes_cancel(std::uint32_t t, std::uint32_t child) {
+        if (!std::exchange(tasks_[t].cancel_pending, false)) {
+            return false;
+        }
+        bool said = false;
+        report(cancel(child, said));
+        return true;
+    }
+
     next suspended() const { return next{next_kind::suspended}; }
     next ended(outcome end) const { return next{next_kind::ended, none, end}; }
 
@@ -894,8 +919,13 @@ private:
                 }
                 tasks_[t].waiting = wait_kind::sleep;
                 tasks_[t].waits_on = add_timer(deadline_after(o.delay), timer_kind::sleep, t);
+                reach_pending(t);
                 return suspended();
             case op_kind::await_new:
+                if (passes_cancel(t, o.target)) {
+                    thrown = receive(t, o, tasks_[o.target].end);
+                    break;
+                }
                 return start_child(t, o.target);
             case op_kind::spawn_kept:
                 spawn(o.target, owner_kind::task);
@@ -912,11 +942,16 @@ private:
                     break;
                 }
                 if (c.state == phase::created) {
+                    if (passes_cancel(t, o.target)) {
+                        thrown = receive(t, o, tasks_[o.target].end);
+                        break;
+                    }
                     return start_child(t, o.target);
                 }
                 tasks_[o.target].continuation = t;
                 tasks_[t].waiting = wait_kind::child;
                 tasks_[t].waits_on = o.target;
+                reach_pending(t);
                 return suspended(); // off the queue until the child finishes
             }
             case op_kind::on_done: {
@@ -952,6 +987,10 @@ private:
                 tasks_[c].held_by = owner_kind::caller; // a local of t
                 tasks_[c].pc = pc;
                 tasks_[c].join = new_join(any ? rule::any : rule::all);
+                if (passes_cancel(t, c)) {
+                    thrown = receive(t, o, tasks_[c].end);
+                    break;
+                }
                 return start_child(t, c);
             }
             case op_kind::group_spawn: {
@@ -972,6 +1011,7 @@ private:
                 joins_[j].waiter = t;
                 tasks_[t].waiting = wait_kind::join;
                 tasks_[t].waits_on = j;
+                reach_pending(t);
                 return suspended();
             }
             case op_kind::spawn_dropped:
@@ -1023,6 +1063,7 @@ private:
                 joins_[j].waiter = c;
                 tasks_[c].waiting = wait_kind::join;
                 tasks_[c].waits_on = j;
+                reach_pending(c);
                 return suspended();
             }
             // Every child had finished before: no suspension.

@@ -207,8 +207,16 @@ public:
 
     // --- Cancellation (see task::cancel) ----------------------------------------
 
-    // For awaiters: the task suspends waiting on s / has been resumed.
-    void suspend_on(suspension* s) noexcept { waiting_on_ = s; }
+    // For awaiters: the task suspends waiting on s / has been resumed. The
+    // awaiter registers s last, once the wait is set up: a cancellation
+    // requested while the task ran (pending) reaches s at once, as cancel()
+    // would have reached it there.
+    void suspend_on(suspension* s) noexcept {
+        waiting_on_ = s;
+        if (has(cancel_pending_bit)) [[unlikely]] {
+            cancel_new_wait();
+        }
+    }
     void resumed() noexcept { waiting_on_ = nullptr; }
     // At every braid co_await's resumption: a pending cancellation is
     // delivered, once, as braid::cancelled.
@@ -349,12 +357,13 @@ public:
     [[nodiscard]] suspension* waiting_on() const noexcept {
         return has(failed_bit) ? nullptr : waiting_on_;
     }
-    // For the awaiter's await_suspend: registers the awaiting coroutine and,
-    // if this task has not started, starts it on the awaiting task's loop.
-    // Returns false when the task finished at once, so the awaiting coroutine
-    // goes on without suspending. Defined in scheduler.hpp.
-    [[nodiscard]] bool await_from(std::coroutine_handle<> awaiting,
-                                  scheduler* awaiting_sched) noexcept;
+    // For the awaiter's await_suspend: registers the awaiting task and, if
+    // this task has not started, starts it on the awaiting task's loop --
+    // or, when the awaiting task has a cancellation pending, cancels it
+    // instead, so that it never begins. Returns false when the task finished
+    // at once, so the awaiting coroutine goes on without suspending. Defined
+    // in scheduler_impl.hpp.
+    [[nodiscard]] bool await_from(promise_base& awaiting) noexcept;
 
     // Called by the final awaiter, with the frame suspended. Defined in
     // scheduler.hpp.
@@ -413,6 +422,14 @@ private:
         return n;
     }
 
+    // What a cancellation does to the wait s (null: none).
+    void cancel_wait(suspension* s) noexcept;
+    // suspend_on's rare part: a pending cancellation reaches the new wait.
+    void cancel_new_wait() noexcept;
+    // await_from's rare part: a pending cancellation passes to a child that
+    // has not started.
+    void cancel_unstarted_child(promise_base& child) noexcept;
+
     // Out of line, so that the check at every resumption stays a test and a
     // branch (inline, clang kept the flags in a register for the store here,
     // and saved two more registers in every task body).
@@ -432,7 +449,7 @@ private:
     static constexpr std::uint8_t spawned_bit = 1;        // the loop owns a reference
     static constexpr std::uint8_t failed_bit = 2;         // ended with an exception (exception_)
     static constexpr std::uint8_t extras_bit = 4;         // extras_ is allocated
-    static constexpr std::uint8_t cancel_pending_bit = 8; // delivered at the next braid co_await
+    static constexpr std::uint8_t cancel_pending_bit = 8; // reaches the next wait (suspend_on)
     static constexpr std::uint8_t cancel_requested_bit =
         16; // cancel() was called: the stop token says so
     static constexpr std::uint8_t ended_cancelled_bit = 32; // finished with braid::cancelled

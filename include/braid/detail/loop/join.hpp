@@ -122,6 +122,7 @@ public:
             return false;
         }
         waiter_ = waiter;
+        waiter.promise().suspend_on(this); // last: cancelling the waiter reaches the join
         return true;
     }
 
@@ -285,9 +286,6 @@ inline void join::start(promise_base& waiter, scheduler& loop) {
         }
         child.add_watch(::new (static_cast<void*>(watches + i)) watch(this, i, watch::in_join_t{}));
         ++remaining_;
-    }
-    if (remaining_ > 0) {
-        waiter.suspend_on(this);
     }
 }
 

@@ -678,14 +678,17 @@ inline void scheduler::run_one_pass() {
 
 // --- promise_base members that need the scheduler -----------------------------
 
-inline bool promise_base::await_from(std::coroutine_handle<> awaiting,
-                                     scheduler* awaiting_sched) noexcept {
-    continuation_ = awaiting;
+inline bool promise_base::await_from(promise_base& awaiting) noexcept {
+    if (state_ == task_state::created && awaiting.has(cancel_pending_bit)) [[unlikely]] {
+        awaiting.cancel_unstarted_child(*this);
+        return false; // it has finished
+    }
+    continuation_ = awaiting.self();
     if (state_ != task_state::created) {
         return true; // started elsewhere: finish() resumes the awaiting coroutine
     }
-    sched_ = awaiting_sched;
-    scheduler& s = *awaiting_sched;
+    sched_ = awaiting.sched_;
+    scheduler& s = *sched_;
     if (s.inline_depth_ < scheduler::max_inline_depth) {
         // Run the child right here. Most children finish without suspending,
         // and then the awaiting coroutine goes on without a trip through the
@@ -745,24 +748,60 @@ inline bool promise_base::request_cancel() {
     }
     suspension* const s = waiting_on_;
     if (s != nullptr && s->kind != wait_kind::child && s->kind != wait_kind::group) {
-        sched_->reserve_ready(1); // the wake-up below cannot fail then
+        sched_->reserve_ready(1); // the wake-up in cancel_wait cannot fail then
     }
     set(cancel_requested_bit);
     if (task_extras* e = extras_if_made(); e != nullptr && e->stop.stop_possible()) {
         e->stop.request_stop();
     }
+    cancel_wait(s);
+    return true;
+}
+
+// Passed down to an awaited task: this task goes on if the child swallows it.
+// Otherwise pending, delivered at the task's next braid co_await; a wait other
+// than a group's ends now (a group wakes the task once its children are
+// done). Precondition: room for the wake-up.
+inline void promise_base::cancel_wait(suspension* s) noexcept {
     if (s != nullptr && s->kind == wait_kind::child) {
-        s->cancel(s); // passed down: this task goes on if the child swallows it
-        return true;
+        s->cancel(s);
+        return;
     }
     set(cancel_pending_bit);
     if (s != nullptr) {
         if (s->kind != wait_kind::group) {
-            waiting_on_ = nullptr; // woken now; a group wakes it when all are done
+            waiting_on_ = nullptr; // woken now
         }
         s->cancel(s);
     }
-    return true;
+}
+
+BRAID_DETAIL_NOINLINE inline void promise_base::cancel_new_wait() noexcept {
+    suspension* const s = waiting_on_;
+    if (s->kind != wait_kind::child && s->kind != wait_kind::group) {
+        try {
+            sched_->reserve_ready(1);
+        } catch (...) {
+            return; // no room for the wake-up: delivered when the wait ends
+        }
+    }
+    clear(cancel_pending_bit);
+    cancel_wait(s);
+}
+
+// A task with a cancellation pending awaits `child`, which has not started:
+// the cancellation passes to the child, which ends cancelled without
+// beginning, whatever depth the await is at (a child started here would
+// otherwise run its first step only when the nesting allows it inline). What
+// its done callbacks throw goes to the loop, like a finishing task's.
+BRAID_DETAIL_NOINLINE inline void
+promise_base::cancel_unstarted_child(promise_base& child) noexcept {
+    clear(cancel_pending_bit);
+    try {
+        (void)child.request_cancel();
+    } catch (...) {
+        sched_->report(std::current_exception());
+    }
 }
 
 inline void promise_base::finish_unstarted_cancelled() {

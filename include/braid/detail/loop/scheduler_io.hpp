@@ -77,9 +77,9 @@ inline void scheduler::io_wait_for(io_state& s, io_wait& w, std::uint8_t directi
     w.state = &s;
     w.waiter = h;
     w.task = &task;
-    task.suspend_on(&w); // cancelling the task reaches the wait
     ++io_waiting_;
     update_world();
+    task.suspend_on(&w); // last: cancelling the task reaches the wait
 }
 
 inline void scheduler::io_end_wait(io_wait& w, bool wake_task) noexcept {

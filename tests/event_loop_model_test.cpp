@@ -177,11 +177,12 @@ private:
         return {op_kind::yield};
     }
 
-    // Out of 100: 42 yield, 6 sleep, 16 await (a third catching), 6 spawn or
-    // make lazy, 10 join (a third catching), 2 fire-and-forget, 2 when_all
-    // or when_any (of new tasks or of kept ones) or wait_for, 2 task_group,
-    // and 14 call_soon, done callback, cancel, call_later, cancel of a
-    // timer, thread-safe call, stop or throw.
+    // Out of 100: 42 yield, 6 sleep (a fourth of them on an awaitable that
+    // is not braid's), 16 await (a third catching), 6 spawn or make lazy, 10
+    // join (a third catching), 2 fire-and-forget, 2 when_all or when_any (of
+    // new tasks or of kept ones) or wait_for, 2 task_group, and 14
+    // call_soon, done callback, cancel, call_later, cancel of a timer,
+    // thread-safe call, stop or throw.
     op any_op(int depth, scope& names) {
         const std::uint32_t roll = pick(0, 99);
         const bool deeper = depth < shape_.depth;
@@ -189,7 +190,8 @@ private:
             return {op_kind::yield};
         }
         if (roll < 48) {
-            return {op_kind::sleep, false, 0, 0, static_cast<std::int32_t>(pick(0, 3))};
+            return {one_in(4) ? op_kind::external : op_kind::sleep, false, 0, 0,
+                    static_cast<std::int32_t>(pick(0, 3))};
         }
         if (roll < 64 && deeper) {
             return {op_kind::await_new, one_in(3), script(depth + 1)};
@@ -341,7 +343,8 @@ private:
 };
 
 // Builds a small tree of tasks under one main task, made of what
-// cancellation reaches: sleeps (a manual clock's milliseconds), children
+// cancellation reaches: sleeps (a manual clock's milliseconds) and waits on
+// awaitables that are not braid's (where it stays pending), children
 // awaited directly, when_all, when_any, wait_for, task groups (waited for or
 // destroyed with children running), kept tasks cancelled at random moments by
 // their owner or by a timer, failures, and clean-ups that await.
@@ -373,7 +376,11 @@ private:
         for (std::uint32_t i = pick(1, depth == 0 ? 6 : 4); i > 0; --i) {
             const std::uint32_t roll = leaf ? pick(0, 34) : pick(0, 99);
             if (roll < 27) {
-                ops.push_back(sleep(1, 9));
+                // Sometimes an awaitable that is not braid's, which a
+                // cancellation does not interrupt: it stays pending.
+                ops.push_back(one_in(5) ? op{op_kind::external, false, 0, 0,
+                                             static_cast<std::int32_t>(pick(1, 9))}
+                                        : sleep(1, 9));
             } else if (roll < 32) {
                 ops.push_back({op_kind::yield});
             } else if (roll < 35) {

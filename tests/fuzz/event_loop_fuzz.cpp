@@ -8,11 +8,13 @@
 // program is printed and the process aborts.
 //
 // The input is text, so the corpus reads as what it tests. Each letter is an
-// operation of the task whose body it is in (a digit d after z, m and o is a
-// delay of d milliseconds, 1 without one; time is a manual clock's):
+// operation of the task whose body it is in (a digit d after z, h, m and o is
+// a delay of d milliseconds, 1 without one; time is a manual clock's):
 //
 //   y          co_await braid::yield()
 //   z          co_await braid::sleep_for(d)
+//   h          co_await an awaitable that is not braid's: a call_later(d)
+//              callback resumes the task, which cancellation cannot interrupt
 //   a(...)     co_await a new task whose body is ...
 //   c(...)     the same, catching the task's exception
 //   s(...)     spawn a task and keep it: the body's next kept task
@@ -108,6 +110,7 @@ struct letter {
 constexpr letter letters[] = {
     {'y', op_kind::yield, operand::none, false, false},
     {'z', op_kind::sleep, operand::delay, false, false},
+    {'h', op_kind::external, operand::delay, false, false},
     {'a', op_kind::await_new, operand::task, false, false},
     {'c', op_kind::await_new, operand::task, true, false},
     {'s', op_kind::spawn_kept, operand::task, false, false},

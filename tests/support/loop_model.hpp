@@ -21,6 +21,10 @@
 //   step; awaiting a finished one gives its result at once; awaiting a
 //   running one suspends the awaiting task until it finishes, and then it
 //   goes on in that same step.
+// - A task awaiting an awaitable that is not braid's (the program's: a
+//   call_later callback resumes it) goes on inside that callback's step, and
+//   whatever its ending lets go on (the task awaiting it) goes on in that
+//   same step.
 // - When a task finishes, its done callbacks run at once, in the order they
 //   were added, then the task awaiting it (if any) goes on. A failed task's
 //   exception goes to the handler when nobody can observe it: no task awaits
@@ -55,11 +59,12 @@
 //   sleeping task: its timer goes and it is woken. Of a task awaiting
 //   when_all, when_any, wait_for or task_group::wait: every child is
 //   cancelled, and it is woken once they have all finished. Otherwise (ready
-//   in the queue, or running): it is pending. A yield delivers it when the
-//   task resumes; the next other wait the task begins is reached at once, as
-//   cancel() would have reached it there; a task it then awaits that has not
-//   started ends cancelled without beginning, and the awaiting task receives
-//   that at once. In all these cases braid::cancelled is then delivered once, at the next yield,
+//   in the queue, running, or awaiting an awaitable that is not braid's):
+//   it is pending. A yield delivers it when the task resumes; the next other
+//   wait the task begins is reached at once, as cancel() would have reached
+//   it there; a task it then awaits that has not started ends cancelled
+//   without beginning, and the awaiting task receives that at once. In all
+//   these cases braid::cancelled is then delivered once, at the next yield,
 //   sleep or composition await at which the task resumes -- or, for a task
 //   not begun, instead of its body.
 // - when_all: the first failure (a child ending cancelled counts) cancels
@@ -203,7 +208,9 @@ private:
         bool orphaned = false; // a group whose body has ended
     };
 
-    enum class timer_kind : std::uint8_t { callback, sleep, deadline, sentinel };
+    // external: the callback that resumes a task awaiting an awaitable that
+    // is not braid's (`id` is the task).
+    enum class timer_kind : std::uint8_t { callback, sleep, deadline, sentinel, external };
     enum class timer_phase : std::uint8_t { pending, due, done, cancelled };
     struct timer_state {
         std::int64_t deadline;
@@ -226,7 +233,7 @@ private:
         std::uint32_t slot;
     };
 
-    enum class resumption : std::uint8_t { first_step, from_queue, from_child };
+    enum class resumption : std::uint8_t { first_step, from_queue, from_child, from_external };
     enum class next_kind : std::uint8_t { suspended, start_child, ended };
     struct next {
         next_kind kind;
@@ -499,6 +506,9 @@ private:
                 }
                 break;
             case timer_kind::sleep: // woken at collection, never queued as a timer
+                break;
+            case timer_kind::external:
+                run_chain(tm.id, resumption::from_external, outcome{});
                 break;
             }
             break;
@@ -887,6 +897,10 @@ private:
             ++tasks_[t].pc;
             break;
         }
+        case resumption::from_external: // a pending cancellation waits for a braid await
+            record(event_kind::resume, t, 0);
+            ++tasks_[t].pc;
+            break;
         }
         for (;;) {
             if (thrown) {
@@ -1014,6 +1028,9 @@ private:
                 reach_pending(t);
                 return suspended();
             }
+            case op_kind::external: // waiting stays none: cancel() only marks it
+                (void)add_timer(deadline_after(o.delay), timer_kind::external, t);
+                return suspended();
             case op_kind::spawn_dropped:
             case op_kind::call_soon:
             case op_kind::call_later:

@@ -57,6 +57,8 @@ enum class op_kind : std::uint8_t {
     wait_for,    // co_await braid::wait_for(a new task of script `target`, `delay` ms)
     group_spawn, // this task's task_group (made on first use): spawn(a new task of script `target`)
     group_wait,  // co_await this task's task_group.wait()
+    external,    // co_await an awaitable that is not braid's, which a call_later(`delay`
+                 // ms) callback resumes: cancellation cannot reach the task there
     // In task scripts and in callbacks:
     spawn_dropped, // loop.spawn(a new task running script `target`), fire-and-forget
     call_soon,     // loop.call_soon(callback `target`)

@@ -16,6 +16,7 @@
 #include "support/loop_program.hpp"
 
 #include <chrono>
+#include <coroutine>
 #include <cstddef>
 #include <cstdint>
 #include <exception>
@@ -158,6 +159,10 @@ public:
                         co_await group->wait();
                         record(event_kind::waited, id, 0);
                         break;
+                    case op_kind::external:
+                        co_await resumed_later{*loop_, o.delay};
+                        record(event_kind::resume, id, 0);
+                        break;
                     case op_kind::spawn_dropped:
                     case op_kind::call_soon:
                     case op_kind::call_later:
@@ -209,6 +214,20 @@ public:
     bool sentinel_fired = false;
 
 private:
+    // An awaitable that is not braid's: it keeps the task's handle in a
+    // call_later callback, which resumes the task from inside that callback.
+    // The loop knows nothing of the wait, so cancellation cannot reach it.
+    struct resumed_later {
+        braid::event_loop& loop;
+        std::int32_t delay; // milliseconds
+        [[nodiscard]] bool await_ready() const noexcept { return false; }
+        void await_suspend(std::coroutine_handle<> task) {
+            loop.call_later(std::chrono::milliseconds(delay),
+                            [task, tag = counted{}] { task.resume(); });
+        }
+        void await_resume() const noexcept {}
+    };
+
     // Lets go of the tasks a body kept, when the body ends.
     struct kept_tasks {
         kept_tasks(runner* r, std::uint32_t id) noexcept : owner(r), script(id) {}

@@ -191,17 +191,17 @@ TEST_CASE("exceptions from thread-safe callbacks go to the exception handler",
 }
 
 TEST_CASE("destroying a loop frees thread-safe calls it never ran", "[threads][lifetime]") {
-    const long alive_before = braid_test::counted::live().load();
+    const long alive_before = braid_test::atomic_counted::live().load();
     {
         braid::event_loop loop;
         std::thread other([&] {
             for (int i = 0; i < 10; ++i) {
-                loop.call_soon_threadsafe([c = braid_test::counted{}] {});
+                loop.call_soon_threadsafe([c = braid_test::atomic_counted{}] {});
             }
         });
         other.join();
     }
-    CHECK(braid_test::counted::live().load() == alive_before);
+    CHECK(braid_test::atomic_counted::live().load() == alive_before);
 }
 
 TEST_CASE("4 threads x 100,000 thread-safe calls while the loop runs tasks and timers: "

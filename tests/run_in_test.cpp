@@ -193,13 +193,13 @@ TEST_CASE("a loop destroyed while run_in work is outstanding frees everything, a
           "[run_in][lifetime]") {
     braid::thread_pool pool(1);
     braid_test::gate worker_may_finish;
-    const long alive_before = braid_test::counted::live().load();
+    const long alive_before = braid_test::atomic_counted::live().load();
     {
         braid::event_loop loop;
         auto task = [&]() -> braid::task<> {
             auto c = co_await braid::run_in(pool, [&] {
                 worker_may_finish.wait();
-                return braid_test::counted(1);
+                return braid_test::atomic_counted(1);
             });
             (void)c;
         };
@@ -209,7 +209,7 @@ TEST_CASE("a loop destroyed while run_in work is outstanding frees everything, a
     }
     worker_may_finish.open();
     pool.shutdown(); // the job has finished, pushed into a closed queue, let go
-    CHECK(braid_test::counted::live().load() == alive_before);
+    CHECK(braid_test::atomic_counted::live().load() == alive_before);
 }
 
 namespace {

@@ -32,7 +32,7 @@ using braid_test::env_or;
 struct item {
     std::uint64_t index;
     std::int64_t value;
-    counted tag;
+    atomic_counted tag;
 };
 
 struct f_failure : std::runtime_error {
@@ -144,7 +144,7 @@ auto stage_function(const config& c, int stage) {
             std::this_thread::sleep_for(std::chrono::microseconds(50));
         if (index == c.f_throw[stage])
             throw f_failure(stage, index);
-        return item{index, value * 3 + stage + 1, counted{}};
+        return item{index, value * 3 + stage + 1, atomic_counted{}};
     };
 }
 
@@ -225,8 +225,9 @@ std::string run_once(const config& c) {
         if (logs[i].over.load())
             problem = "stage " + std::to_string(i) + " took more than its buffer ahead";
     }
-    if (problem.empty() && counted::live().load() != 0) {
-        problem = std::to_string(counted::live().load()) + " items leaked or destroyed twice";
+    if (problem.empty() && atomic_counted::live().load() != 0) {
+        problem =
+            std::to_string(atomic_counted::live().load()) + " items leaked or destroyed twice";
     }
     return problem;
 }
@@ -240,7 +241,7 @@ TEST_CASE("randomized maps and pipelines keep the bound, the order, every except
     const auto budget = std::chrono::seconds(env_or("BRAID_STRESS_SECONDS", 4));
     const std::size_t threads_before = baseline_threads();
     const auto started = std::chrono::steady_clock::now();
-    counted::live().store(0);
+    atomic_counted::live().store(0);
     std::uint64_t done = 0;
     for (; done < runs && std::chrono::steady_clock::now() - started < budget; ++done) {
         const config c = make_config(base + done);

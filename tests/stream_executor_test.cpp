@@ -361,19 +361,21 @@ TEST_CASE("dropping a stage does not wait for an lvalue braid input it reads",
 }
 
 TEST_CASE("items left in a dropped map are destroyed exactly once", "[stream_executor]") {
-    counted::live().store(0);
+    atomic_counted::live().store(0);
     {
         stream_executor ex{2};
         for (int round = 0; round < 10; ++round) {
-            auto results = ex.map(
-                [](const counted& c) { return counted(c.value * 2); },
-                std::views::iota(0) | std::views::transform([](int i) { return counted(i); }), 16);
+            auto results =
+                ex.map([](const atomic_counted& c) { return atomic_counted(c.value * 2); },
+                       std::views::iota(0) |
+                           std::views::transform([](int i) { return atomic_counted(i); }),
+                       16);
             int k = 0;
-            for (const counted& c : results | std::views::take(round))
+            for (const atomic_counted& c : results | std::views::take(round))
                 CHECK(c.value == 2 * k++);
         }
     }
-    CHECK(counted::live().load() == 0);
+    CHECK(atomic_counted::live().load() == 0);
 }
 
 TEST_CASE("the executor's destructor joins every thread it made", "[stream_executor]") {

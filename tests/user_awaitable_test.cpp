@@ -276,47 +276,47 @@ TEST_CASE("destroying the loop destroys a task parked on an awaitable of its own
           "its frame holds",
           "[user_awaitable][lifetime]") {
     parking slot;
-    const long before = braid_test::counted::live().load();
+    const long before = braid_test::atomic_counted::live().load();
     braid::task<int> kept;
     {
         braid::event_loop loop;
         auto body = [&]() -> braid::task<int> {
-            braid_test::counted held;
+            braid_test::atomic_counted held;
             co_return co_await park{slot};
         };
         kept = body();
         loop.spawn(kept);
         loop.spawn(body()); // fire and forget: only the loop holds it
         loop.run();
-        CHECK(braid_test::counted::live().load() == before + 2);
+        CHECK(braid_test::atomic_counted::live().load() == before + 2);
     }
     // The loop freed the task only it held; the kept one is left to its
     // object, which can never run it again. (Resuming slot.waiter now would
     // be a bug: nobody does.)
-    CHECK(braid_test::counted::live().load() == before + 1);
+    CHECK(braid_test::atomic_counted::live().load() == before + 1);
     CHECK_FALSE(kept.done());
     CHECK_THROWS_AS(kept.result(), braid::task_not_finished);
     kept = braid::task<int>();
-    CHECK(braid_test::counted::live().load() == before);
+    CHECK(braid_test::atomic_counted::live().load() == before);
 }
 
 TEST_CASE("a task nobody holds, parked on an awaitable of its own and finished by a callback "
           "that resumes it, is freed",
           "[user_awaitable][lifetime]") {
-    const long before = braid_test::counted::live().load();
+    const long before = braid_test::atomic_counted::live().load();
     braid::event_loop loop;
     parking first;
     parking second;
     int sum = 0;
     // A parameter lives in the frame until the frame is freed (a local would
     // go when the body ends).
-    auto body = [&](parking& slot, braid_test::counted) -> braid::task<> {
+    auto body = [&](parking& slot, braid_test::atomic_counted) -> braid::task<> {
         sum += co_await park{slot};
     };
-    loop.spawn(body(first, braid_test::counted()));
-    loop.spawn(body(second, braid_test::counted()));
+    loop.spawn(body(first, braid_test::atomic_counted()));
+    loop.spawn(body(second, braid_test::atomic_counted()));
     loop.run();
-    CHECK(braid_test::counted::live().load() == before + 2);
+    CHECK(braid_test::atomic_counted::live().load() == before + 2);
     // One callback finishes both: each frame is freed, the first too.
     loop.call_soon([&] {
         first.deliver(1);
@@ -324,7 +324,7 @@ TEST_CASE("a task nobody holds, parked on an awaitable of its own and finished b
     });
     loop.run();
     CHECK(sum == 3);
-    CHECK(braid_test::counted::live().load() == before);
+    CHECK(braid_test::atomic_counted::live().load() == before);
 }
 
 TEST_CASE("a child that finishes when a callback resumes it hands the step to its parent, also "
@@ -379,16 +379,18 @@ TEST_CASE("a done callback that resumes a parked task: that task and its parent 
 TEST_CASE("a task resumed between runs by an awaitable of its own goes on when the loop next "
           "runs, and the loop frees what it leaves if it never runs again",
           "[user_awaitable][lifetime]") {
-    const long before = braid_test::counted::live().load();
+    const long before = braid_test::atomic_counted::live().load();
     parking slot;
     // A parameter lives in the frame until the frame is freed.
-    auto child = [&](braid_test::counted) -> braid::task<int> { co_return co_await park{slot}; };
-    auto parent = [&](braid_test::counted held) -> braid::task<int> {
+    auto child = [&](braid_test::atomic_counted) -> braid::task<int> {
+        co_return co_await park{slot};
+    };
+    auto parent = [&](braid_test::atomic_counted held) -> braid::task<int> {
         co_return co_await child(held) * 3;
     };
     SECTION("runs again") {
         braid::event_loop loop;
-        braid::task<int> p = parent(braid_test::counted());
+        braid::task<int> p = parent(braid_test::atomic_counted());
         loop.spawn(p);
         loop.run();
         slot.deliver(2); // on the loop's thread, outside any run
@@ -399,11 +401,11 @@ TEST_CASE("a task resumed between runs by an awaitable of its own goes on when t
     SECTION("destroyed") {
         {
             braid::event_loop loop;
-            loop.spawn(parent(braid_test::counted()));
+            loop.spawn(parent(braid_test::atomic_counted()));
             loop.run();
             slot.deliver(2); // the child finishes; its parent waits for a run
         }
-        CHECK(braid_test::counted::live().load() == before);
+        CHECK(braid_test::atomic_counted::live().load() == before);
     }
 }
 

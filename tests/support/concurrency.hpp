@@ -8,7 +8,7 @@
 //   wait_until      polls a condition, with a generous hang guard
 //   watchdog        ends the test program with a message if it hangs
 //   process_threads how many threads the process has now (Linux)
-//   counted         a value type that counts its live instances
+//   atomic_counted  a value type that counts its live instances, atomically
 
 #include <atomic>
 #include <chrono>
@@ -123,20 +123,26 @@ inline bool threads_settle_to(std::size_t expected) {
 }
 
 // A value that counts how many of it are alive, to find leaks and double
-// destruction of items a map stores.
-struct counted {
+// destruction of items a map stores. The count is atomic, since items are
+// made and destroyed on several threads (counted.hpp's is not; the names
+// differ so that a test may include both).
+struct atomic_counted {
     static std::atomic<long>& live() {
         static std::atomic<long> n{0};
         return n;
     }
-    explicit counted(int v = 0) : value(v) { live().fetch_add(1, std::memory_order_relaxed); }
-    counted(const counted& o) : value(o.value) { live().fetch_add(1, std::memory_order_relaxed); }
-    counted(counted&& o) noexcept : value(o.value) {
+    explicit atomic_counted(int v = 0) : value(v) {
         live().fetch_add(1, std::memory_order_relaxed);
     }
-    counted& operator=(const counted&) = default;
-    counted& operator=(counted&&) noexcept = default;
-    ~counted() { live().fetch_sub(1, std::memory_order_relaxed); }
+    atomic_counted(const atomic_counted& o) : value(o.value) {
+        live().fetch_add(1, std::memory_order_relaxed);
+    }
+    atomic_counted(atomic_counted&& o) noexcept : value(o.value) {
+        live().fetch_add(1, std::memory_order_relaxed);
+    }
+    atomic_counted& operator=(const atomic_counted&) = default;
+    atomic_counted& operator=(atomic_counted&&) noexcept = default;
+    ~atomic_counted() { live().fetch_sub(1, std::memory_order_relaxed); }
     int value;
 };
 

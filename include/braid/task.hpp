@@ -18,6 +18,7 @@
 //
 // Threads: a task, its loop and its callbacks are used from one thread.
 
+#include <braid/detail/hot_inline.hpp>
 #include <braid/detail/loop/scheduler.hpp>
 #include <braid/detail/task_core.hpp>
 #include <braid/errors.hpp>
@@ -324,9 +325,12 @@ private:
             return false;
         }
 
+        // Forced inline: with the rare paths suspend_on and await_from call
+        // out to, clang 16 kept it out of line, a call per await (13 % of an
+        // await's time).
         template <detail::braid_promise P>
-        bool await_suspend(std::coroutine_handle<P> awaiting) noexcept {
-            if (!h.promise().await_from(awaiting.promise())) {
+        BRAID_DETAIL_HOT_INLINE bool await_suspend(std::coroutine_handle<P> awaiting) noexcept {
+            if (!h.promise().await_from(awaiting, awaiting.promise())) {
                 return false; // finished at once: the common, fast case
             }
             cancel = &awaiter::cancel_child;

@@ -363,7 +363,8 @@ public:
     // instead, so that it never begins. Returns false when the task finished
     // at once, so the awaiting coroutine goes on without suspending. Defined
     // in scheduler_impl.hpp.
-    [[nodiscard]] bool await_from(promise_base& awaiting) noexcept;
+    [[nodiscard]] bool await_from(std::coroutine_handle<> awaiting_frame,
+                                  promise_base& awaiting) noexcept;
 
     // Called by the final awaiter, with the frame suspended. Defined in
     // scheduler.hpp.

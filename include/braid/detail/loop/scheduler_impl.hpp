@@ -678,12 +678,13 @@ inline void scheduler::run_one_pass() {
 
 // --- promise_base members that need the scheduler -----------------------------
 
-inline bool promise_base::await_from(promise_base& awaiting) noexcept {
+inline bool promise_base::await_from(std::coroutine_handle<> awaiting_frame,
+                                     promise_base& awaiting) noexcept {
     if (state_ == task_state::created && awaiting.has(cancel_pending_bit)) [[unlikely]] {
         awaiting.cancel_unstarted_child(*this);
         return false; // it has finished
     }
-    continuation_ = awaiting.self();
+    continuation_ = awaiting_frame;
     if (state_ != task_state::created) {
         return true; // started elsewhere: finish() resumes the awaiting coroutine
     }

@@ -792,9 +792,10 @@ BRAID_DETAIL_NOINLINE inline void promise_base::cancel_new_wait() noexcept {
 
 // A task with a cancellation pending awaits `child`, which has not started:
 // the cancellation passes to the child, which ends cancelled without
-// beginning, whatever depth the await is at (a child started here would
-// otherwise run its first step only when the nesting allows it inline). What
-// its done callbacks throw goes to the loop, like a finishing task's.
+// beginning. Passing it on once the child has suspended instead would make
+// the outcome depend on the nesting: past max_inline_depth an awaited child
+// begins only after its awaiter has suspended. What the child's done
+// callbacks throw goes to the loop, like a finishing task's.
 BRAID_DETAIL_NOINLINE inline void
 promise_base::cancel_unstarted_child(promise_base& child) noexcept {
     clear(cancel_pending_bit);

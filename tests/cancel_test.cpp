@@ -270,25 +270,10 @@ TEST_CASE("a pending cancellation reaches the next wait the task begins at once 
     // while an awaitable of its own had it) does not sit out the wait it
     // begins next: that wait ends as if cancel() had reached it there.
     enum class kind { sleep, descriptor, run_in, running_task, group, when_all };
-    kind next = kind::sleep;
-    SECTION("sleep") {
-        next = kind::sleep;
-    }
-    SECTION("descriptor") {
-        next = kind::descriptor;
-    }
-    SECTION("run_in") {
-        next = kind::run_in;
-    }
-    SECTION("a running task") {
-        next = kind::running_task;
-    }
-    SECTION("a group") {
-        next = kind::group;
-    }
-    SECTION("when_all") {
-        next = kind::when_all;
-    }
+    const char* const names[] = {"sleep",          "descriptor", "run_in",
+                                 "a running task", "a group",    "when_all"};
+    const auto next = static_cast<kind>(GENERATE(range(0, 6)));
+    INFO("the next wait: " << names[static_cast<int>(next)]);
     braid::manual_clock clock;
     braid::event_loop loop{braid::interleaved, clock};
     braid::thread_pool pool(1);

@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
@@ -201,6 +202,40 @@ TEST_CASE("destroying a loop frees thread-safe calls it never ran", "[threads][l
         });
         other.join();
     }
+    CHECK(braid_test::atomic_counted::live().load() == alive_before);
+}
+
+TEST_CASE("thread-safe calls collected together each take a step: ready() counts each, and a "
+          "stop after the first leaves the rest, in order, to the next run or to the destructor",
+          "[threads][loop]") {
+    const long alive_before = braid_test::atomic_counted::live().load();
+    std::vector<int> order;
+    std::vector<std::size_t> ready_seen;
+    {
+        braid::event_loop loop;
+        std::thread other([&] {
+            for (int i = 0; i < 5; ++i) {
+                loop.call_soon_threadsafe([&, i, c = braid_test::atomic_counted{}] {
+                    order.push_back(i);
+                    ready_seen.push_back(loop.ready());
+                    if (i == 0 || i == 2) {
+                        loop.stop();
+                    }
+                });
+            }
+        });
+        other.join();
+        loop.run(); // collects the five at once, runs the first
+        CHECK(order == std::vector<int>{0});
+        CHECK(loop.ready() == 4);
+        loop.run(); // the second and third
+        CHECK(order == std::vector<int>{0, 1, 2});
+        CHECK(ready_seen == std::vector<std::size_t>{4, 3, 2});
+        CHECK(loop.ready() == 2);
+        CHECK(braid_test::atomic_counted::live().load() == alive_before + 2);
+        // The last two are dropped unrun with the loop.
+    }
+    CHECK(order == std::vector<int>{0, 1, 2});
     CHECK(braid_test::atomic_counted::live().load() == alive_before);
 }
 

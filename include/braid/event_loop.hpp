@@ -109,13 +109,7 @@ public:
         requires std::invocable<std::decay_t<F>, std::decay_t<Args>...>
     void call_soon(F&& f, Args&&... args) {
         using node_type = detail::soon_call<std::decay_t<F>, std::decay_t<Args>...>;
-        auto* node = new node_type(std::forward<F>(f), std::forward<Args>(args)...);
-        try {
-            core_.call_soon(node);
-        } catch (...) {
-            delete node;
-            throw;
-        }
+        core_.call_soon(new node_type(std::forward<F>(f), std::forward<Args>(args)...));
     }
 
     // Schedules f(args...) (decay-copied, as call_soon) to run once `delay`

@@ -21,8 +21,9 @@ namespace braid {
 class yield_awaiter {
 public:
     [[nodiscard]] bool await_ready() const noexcept { return false; }
-    // Not noexcept: growing the ready queue can throw std::bad_alloc, which
-    // then surfaces at the co_await.
+    // Not noexcept: a scheduling policy of the user's own may throw from
+    // on_yield, which then surfaces at the co_await (queueing itself cannot
+    // fail).
     template <detail::braid_promise P>
     BRAID_DETAIL_HOT_INLINE void await_suspend(std::coroutine_handle<P> self) {
         task_.set(self.promise());

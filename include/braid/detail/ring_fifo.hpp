@@ -5,8 +5,8 @@
 // thread-safe calls a loop has collected) in a ring that doubles when full and
 // never shrinks, so that a queue in a steady state allocates nothing per item.
 // Not thread-safe: its owner guards it (a pool with its mutex; a loop by
-// using it on its own thread only). The ready queue, whose items are plain
-// words and whose every cycle counts, is detail::block_queue.
+// using it on its own thread only). The ready queue, whose items link
+// themselves, is detail::ready_queue.
 
 #include <cstddef>
 #include <type_traits>

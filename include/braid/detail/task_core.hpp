@@ -20,6 +20,7 @@
 // loop's thread only.
 
 #include <braid/detail/frame_pool.hpp>
+#include <braid/detail/loop/ready_queue.hpp>
 #include <braid/errors.hpp>
 
 #include <concepts>
@@ -68,7 +69,7 @@ struct task_extras {
 
 // What a suspended task waits for, when cancellation must reach it there: an
 // object in the awaiter, registered with the task's promise while the task is
-// suspended (promise_base::waiting_on_). One path reaches every kind:
+// suspended (promise_base::wait_word_). One path reaches every kind:
 // promise_base::request_cancel calls `cancel`, which stops the wait and makes
 // the task ready again (it then receives braid::cancelled at its co_await),
 // except for `child`, where it passes the cancellation to the awaited task,
@@ -154,7 +155,7 @@ private:
 
 class promise_base {
 public:
-    promise_base() noexcept : waiting_on_(nullptr) {}
+    promise_base() noexcept : wait_word_(0) {}
     promise_base(const promise_base&) = delete;
     promise_base& operator=(const promise_base&) = delete;
 
@@ -212,12 +213,12 @@ public:
     // requested while the task ran (pending) reaches s at once, as cancel()
     // would have reached it there.
     void suspend_on(suspension* s) noexcept {
-        waiting_on_ = s;
+        wait_word_ = reinterpret_cast<std::uintptr_t>(s);
         if (has(cancel_pending_bit)) [[unlikely]] {
             cancel_new_wait();
         }
     }
-    void resumed() noexcept { waiting_on_ = nullptr; }
+    void resumed() noexcept { wait_word_ = 0; }
     // At every braid co_await's resumption: a pending cancellation is
     // delivered, once, as braid::cancelled.
     void check_cancel() {
@@ -355,8 +356,11 @@ public:
     // What the task waits for while it is suspended (null when nothing a
     // cancellation must reach, or once the task has finished).
     [[nodiscard]] suspension* waiting_on() const noexcept {
-        return has(failed_bit) ? nullptr : waiting_on_;
+        return has(failed_bit) ? nullptr : wait();
     }
+    // The ready queue's link for this task (ready_queue.hpp): the word that
+    // holds what the task waits for, which a queued task does not need.
+    [[nodiscard]] std::uintptr_t& ready_link() noexcept { return wait_word_; }
     // For the awaiter's await_suspend: registers the awaiting task and, if
     // this task has not started, starts it on the awaiting task's loop --
     // or, when the awaiting task has a cancellation pending, cancels it
@@ -439,8 +443,14 @@ private:
         throw cancelled{};
     }
 
-    // The task ended with `error`. Precondition: it is not suspended (so
-    // waiting_on_ is null, and its storage is free) and has no error yet.
+    // What the task waits for: null when nothing, or while it is in the
+    // ready queue (the word is the queue's link then). Not once it has failed.
+    [[nodiscard]] suspension* wait() const noexcept {
+        return (wait_word_ & queued_tag) != 0 ? nullptr : reinterpret_cast<suspension*>(wait_word_);
+    }
+
+    // The task ended with `error`. Precondition: it is not suspended (so the
+    // wait word is free) and has no error yet.
     void set_error(std::exception_ptr error) noexcept {
         std::construct_at(&exception_, std::move(error));
         set(failed_bit);
@@ -478,7 +488,18 @@ private:
     // the benchmark's yielding task (16 bytes of resume/destroy pointers,
     // this, and 48 of locals and awaiters) takes a 112-byte chunk, where a
     // 56-byte promise took 128; with clang 16 (16 + 40 + 16), 80 instead of
-    // 96. Hence the union and the narrow fields.
+    // 96. Hence the unions and the narrow fields.
+
+    // Until the task finishes, what it waits for while suspended (a
+    // suspension*), or, while it is in the ready queue, the queue's link
+    // (queued_tag set); once it has failed (failed_bit), its exception. A
+    // failing task is running, neither suspended nor queued, so no two are
+    // needed at once. First: the ready queue finds the link 16 bytes into
+    // the frame, where a callback node has its own (ready_queue.hpp).
+    union {
+        std::uintptr_t wait_word_;
+        std::exception_ptr exception_;
+    };
     std::coroutine_handle<> continuation_; // the coroutine awaiting this task
     scheduler* sched_ = nullptr;           // the loop running this task, once started
     // The parts few tasks need (extras_bit), made on first use; until then,
@@ -487,13 +508,6 @@ private:
     union {
         task_extras* extras_ = nullptr;
         callback_node* watch_;
-    };
-    // Until the task finishes, what it waits for while suspended; once it
-    // has failed (failed_bit), its exception. A failing task is running, not
-    // suspended, so the two are never needed at once.
-    union {
-        suspension* waiting_on_;
-        std::exception_ptr exception_;
     };
     std::uint32_t root_index_ = 0; // where the loop lists it, while spawned
     std::uint16_t refs_ = 1;       // the task object get_return_object makes

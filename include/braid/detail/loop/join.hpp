@@ -270,9 +270,9 @@ inline void join::start(promise_base& waiter, scheduler& loop) {
     loop_ = &loop;
     const std::size_t n = children_.size();
     // Everything that may fail first: the watches' storage and room for the
-    // spawns and for waking the waiter.
+    // spawns.
     watch* const watches = make_watches(n);
-    loop.reserve_spawns(n + 1);
+    loop.reserve_spawns(n);
     // Nothing below throws.
     for (std::size_t i = 0; i < n; ++i) {
         promise_base& child = *children_[i];

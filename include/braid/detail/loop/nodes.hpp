@@ -13,6 +13,7 @@
 #include <braid/detail/frame_pool.hpp>
 
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <tuple>
 #include <utility>
@@ -21,11 +22,26 @@ namespace braid::detail {
 
 class scheduler;
 
-// A callback in the ready queue. run invokes it and lets go of the node (also
-// when it throws); destroy lets go of it without running it.
+struct call_node;
+
+// What a kind of callback does: one table per kind, so that a node costs one
+// word for it (a callback of 8 bytes of captures stays in the smallest block
+// of the frame pool, 24 bytes).
+struct call_ops {
+    void (*run)(call_node*);              // invokes it, lets go of the node (also when it throws)
+    void (*destroy)(call_node*) noexcept; // lets go of the node without running it
+};
+
+// A callback in the ready queue. The queue links queued nodes through
+// ready_link (ready_queue.hpp), which it alone uses.
 struct call_node {
-    void (*run)(call_node*) = nullptr;
-    void (*destroy)(call_node*) noexcept = nullptr;
+    call_node() noexcept = default;
+    explicit call_node(const call_ops* o) noexcept : ops(o) {}
+    void run() { ops->run(this); }
+    void destroy() noexcept { ops->destroy(this); }
+
+    const call_ops* ops = nullptr;
+    std::uintptr_t ready_link; // set when queued
 };
 
 // f(args...), called at most once, with everything moved in.
@@ -53,10 +69,7 @@ struct bound_call<F> {
 template <class F, class... Args>
 struct soon_call final : call_node {
     template <class... A>
-    explicit soon_call(A&&... a) : call(std::forward<A>(a)...) {
-        run = &soon_call::run_impl;
-        destroy = &soon_call::destroy_impl;
-    }
+    explicit soon_call(A&&... a) : call_node(&ops_table), call(std::forward<A>(a)...) {}
     static void* operator new(std::size_t size) { return allocate_frame(size); }
     static void operator delete(void* p, std::size_t size) noexcept { deallocate_frame(p, size); }
 
@@ -68,6 +81,7 @@ struct soon_call final : call_node {
         owner.c->call();
     }
     static void destroy_impl(call_node* node) noexcept { delete static_cast<soon_call*>(node); }
+    static constexpr call_ops ops_table{&soon_call::run_impl, &soon_call::destroy_impl};
 
     bound_call<F, Args...> call;
 };

@@ -23,7 +23,10 @@
 #include <braid/detail/cpu_relax.hpp>
 #include <braid/detail/loop/scheduler.hpp>
 
+#include <cassert>
 #include <chrono>
+#include <cstddef>
+#include <cstdint>
 #include <limits>
 #include <optional>
 
@@ -82,8 +85,19 @@ inline scheduler::~scheduler() {
     if (dispose_) {
         std::exchange(dispose_, {}).destroy();
     }
+    //    The ready queue is emptied before any frame is freed (it links
+    //    queued tasks through their frames), and from now on takes no task:
+    //    none can run again.
+    closing_ = true;
     for (;;) {
         bool dropped = false;
+        while (!ready_.empty()) {
+            dropped = true;
+            const ready_item item{ready_.pop_front()};
+            if (item.is_callback()) {
+                item.node()->destroy();
+            }
+        }
         for (std::size_t i = 0; i < roots_.used(); ++i) {
             promise_base* const root = roots_.at(i);
             if (root == nullptr) {
@@ -96,13 +110,6 @@ inline scheduler::~scheduler() {
             p.sched_ = nullptr;
             p.state_ = task_state::abandoned;
             p.release_and_destroy();
-        }
-        while (!ready_.empty()) {
-            dropped = true;
-            const ready_item item = ready_.pop_front();
-            if (item.is_callback()) {
-                item.node()->destroy(item.node());
-            }
         }
         if (timers_.size() > 0) {
             dropped = true;
@@ -127,8 +134,7 @@ inline void scheduler::add_timer(timer_node& node, loop_clock::time_point deadli
     node.seq = timer_seq_++;
     node.loop = this;
     node.state = timer_state::pending;
-    node.run = &scheduler::run_timer;
-    node.destroy = &scheduler::destroy_timer;
+    node.ops = &timer_ops;
     timers_.push(&node);
     update_world();
 }
@@ -185,23 +191,13 @@ inline void scheduler::fire_due_timers() {
         }
         if (t->waiter) {
             // A sleeping task is ready; the queue's reference goes.
-            try {
-                wake(t->waiter);
-            } catch (...) {
-                timers_.push(t); // room is left by the pop: cannot throw
-                throw;
-            }
+            wake(t->waiter);
             t->state = timer_state::done;
             t->loop = nullptr;
             t->release();
         } else {
             // A callback: the queue's reference moves to the ready queue.
-            try {
-                ready_.push_back(ready_item::callback(t));
-            } catch (...) {
-                timers_.push(t);
-                throw;
-            }
+            call_soon(t);
             t->state = timer_state::due;
         }
     }
@@ -270,7 +266,13 @@ inline void scheduler::take_remote() {
     }
     // Room first, so that delivering cannot fail half-way (if this throws,
     // taken_ keeps the items for the next collection).
-    ready_.reserve_more(taken_.size());
+    std::size_t runs = 0; // of consecutive calls: at most this many markers
+    bool in_run = false;
+    for (const remote_item& item : taken_) {
+        runs += !item.is_wake() && !in_run ? 1 : 0;
+        in_run = !item.is_wake();
+    }
+    reserve_markers(runs);
     threadsafe_calls_.reserve_more(taken_.size());
     if (tracer_ != nullptr) [[unlikely]] {
         const loop_clock::time_point t = now();
@@ -278,20 +280,43 @@ inline void scheduler::take_remote() {
             tracer_->on_wakeup(t);
         }
     }
+    threadsafe_marker* run = nullptr; // the marker of the calls just before
     for (remote_item& item : taken_) {
         if (item.is_wake()) {
             remote_wait* const w = item.take_wait();
             if (w->loop == this) { // it still waits
                 end_remote_wait(*w);
                 wake(w->waiter);
+                run = nullptr;
             }
             w->release(); // the finishing side's reference, handed over
         } else {
             threadsafe_calls_.push(std::move(item));
-            ready_.push_back(ready_item::callback(&marker_));
+            if (run != nullptr) {
+                ++run->calls;
+                ++marker_steps_;
+            } else {
+                run = spare_markers_.back();
+                spare_markers_.pop_back();
+                run->calls = 1;
+                call_soon(run);
+            }
         }
     }
     taken_.clear();
+}
+
+inline void scheduler::reserve_markers(std::size_t n) {
+    if (spare_markers_.size() >= n) {
+        return;
+    }
+    const std::size_t more = n - spare_markers_.size();
+    markers_.reserve(markers_.size() + more);
+    spare_markers_.reserve(markers_.size() + more); // room for every marker to be spare
+    for (std::size_t i = 0; i < more; ++i) {
+        markers_.push_back(std::make_unique<threadsafe_marker>(this)); // room reserved
+        spare_markers_.push_back(markers_.back().get());
+    }
 }
 
 // --- Passes -------------------------------------------------------------------
@@ -329,7 +354,7 @@ inline void scheduler::collect(bool poll_descriptors) {
     if (poll_descriptors && io_waiting_ > 0) {
         poll_io();
     }
-    pass_left_ = ready_.size();
+    pass_left_ = ready_count();
     update_world();
     counting_ = world_on_;
 }
@@ -383,7 +408,7 @@ inline scheduler::idle_result scheduler::idle(idle_mode mode) {
                 // A ready descriptor comes before time moves.
                 poll_io();
                 if (!ready_.empty()) {
-                    pass_left_ = ready_.size();
+                    pass_left_ = ready_count();
                     update_world();
                     return idle_result::ready;
                 }
@@ -394,7 +419,7 @@ inline scheduler::idle_result scheduler::idle(idle_mode mode) {
                     clock_->advance_to(loop_clock::time_point(loop_clock::duration(next)));
                 }
                 fire_due_timers();
-                pass_left_ = ready_.size();
+                pass_left_ = ready_count();
                 update_world();
                 counting_ = world_on_;
                 if (!ready_.empty()) {
@@ -443,7 +468,6 @@ inline void scheduler::block(idle_mode mode) {
     // the wait: the loop sleeps on the remote queue's futex word, cheaper to
     // wake than epoll. Otherwise on the wait point, which sees both.
     const bool on_wait_point = wait_.is_open() && wait_.watching();
-    ready_.reserve_more(io_waiting_); // before events are taken: see scheduler_io.hpp
     if (!remote_->begin_sleep(on_wait_point ? remote_queue::sleep_kind::wait_point
                                             : remote_queue::sleep_kind::futex)) {
         return; // something was queued meanwhile
@@ -562,8 +586,26 @@ inline promise_base& promise_of_frame(void* frame) noexcept {
     return std::coroutine_handle<promise_base>::from_address(frame).promise();
 }
 
+// Both kinds of item keep their link 16 bytes past their address (less the
+// callback bit): a frame's promise starts there and begins with its wait
+// word; a callback's address is 8 bytes before its node, which has the link
+// after its table of operations. So finding it is one computation, with no
+// branch on the kind (with one, clang 16 kept a value of yield's in the
+// coroutine frame across the suspension: 8 more bytes in every frame that
+// yields).
+inline std::uintptr_t& scheduler::ready_links::link(std::uintptr_t item) noexcept {
+    static_assert(offsetof(promise_base, wait_word_) == 0 &&
+                      offsetof(call_node, ready_link) + ready_item::node_offset == 16,
+                  "the ready queue's link is 16 bytes past every item");
+    auto* const link = reinterpret_cast<std::uintptr_t*>((item & ~std::uintptr_t{1}) + 16);
+    assert(ready_item{item}.is_callback()
+               ? link == &ready_item{item}.node()->ready_link
+               : link == &promise_of_frame(ready_item{item}.coroutine()).ready_link());
+    return *link;
+}
+
 inline void scheduler::step_traced() {
-    const ready_item item = ready_.pop_front();
+    const ready_item item{ready_.pop_front()};
     ++rounds_;
     if (!item.is_callback()) {
         resume_traced(std::coroutine_handle<>::from_address(item.coroutine()));
@@ -572,7 +614,7 @@ inline void scheduler::step_traced() {
     tracer* const t = tracer_; // hears of the end, also if the callback removes it
     t->on_callback_begin(now());
     try {
-        item.node()->run(item.node());
+        item.node()->run();
     } catch (...) {
         report(std::current_exception());
     }
@@ -644,7 +686,7 @@ inline void scheduler::resume_traced(std::coroutine_handle<> h) noexcept {
                         why = suspend_reason::group;
                         break;
                     }
-                } else if (ready_.holds_at_an_end(ready_item::frame(h.address()))) {
+                } else if (ready_.holds_at_an_end(ready_item::frame(h.address()).bits)) {
                     why = suspend_reason::yield; // the policy put it back
                 }
                 t->on_suspend(&p, why, now());
@@ -662,7 +704,7 @@ inline void scheduler::resume_traced(std::coroutine_handle<> h) noexcept {
 
 inline void scheduler::run_one_pass() {
     collect();
-    for (std::size_t n = ready_.size(); n > 0 && !ready_.empty(); --n) {
+    for (std::size_t n = ready_count(); n > 0 && !ready_.empty(); --n) {
         if (tracer_ != nullptr) {
             step_traced();
         } else {
@@ -747,10 +789,7 @@ inline bool promise_base::request_cancel() {
     case task_state::running_inline:
         break;
     }
-    suspension* const s = waiting_on_;
-    if (s != nullptr && s->kind != wait_kind::child && s->kind != wait_kind::group) {
-        sched_->reserve_ready(1); // the wake-up in cancel_wait cannot fail then
-    }
+    suspension* const s = wait();
     set(cancel_requested_bit);
     if (task_extras* e = extras_if_made(); e != nullptr && e->stop.stop_possible()) {
         e->stop.request_stop();
@@ -762,7 +801,7 @@ inline bool promise_base::request_cancel() {
 // Passed down to an awaited task: this task goes on if the child swallows it.
 // Otherwise pending, delivered at the task's next braid co_await; a wait other
 // than a group's ends now (a group wakes the task once its children are
-// done). Precondition: room for the wake-up.
+// done).
 inline void promise_base::cancel_wait(suspension* s) noexcept {
     if (s != nullptr && s->kind == wait_kind::child) {
         s->cancel(s);
@@ -771,23 +810,15 @@ inline void promise_base::cancel_wait(suspension* s) noexcept {
     set(cancel_pending_bit);
     if (s != nullptr) {
         if (s->kind != wait_kind::group) {
-            waiting_on_ = nullptr; // woken now
+            wait_word_ = 0; // woken now
         }
         s->cancel(s);
     }
 }
 
 BRAID_DETAIL_NOINLINE inline void promise_base::cancel_new_wait() noexcept {
-    suspension* const s = waiting_on_;
-    if (s->kind != wait_kind::child && s->kind != wait_kind::group) {
-        try {
-            sched_->reserve_ready(1);
-        } catch (...) {
-            return; // no room for the wake-up: delivered when the wait ends
-        }
-    }
     clear(cancel_pending_bit);
-    cancel_wait(s);
+    cancel_wait(wait());
 }
 
 // A task with a cancellation pending awaits `child`, which has not started:

@@ -11,9 +11,8 @@
 // are ready, and blocks in the wait point when none is. Each event goes
 // straight to the waiting operation: its perform() makes the system call and,
 // when that is done, the task joins the back of the ready queue through
-// wake(). Room in the ready queue for every waiting task is made before the
-// wait point is asked, so that an event, once taken from the OS, is never
-// lost to a failed allocation.
+// wake(), which allocates nothing, so that an event, once taken from the OS,
+// is never lost to a failed allocation.
 
 #include <braid/detail/loop/io_state.hpp>
 #include <braid/detail/loop/scheduler.hpp>
@@ -70,9 +69,6 @@ inline void scheduler::io_wait_for(io_state& s, io_wait& w, std::uint8_t directi
         io_table_[s.fd] = &s;
         s.loop = this;
     }
-    // Room for the wake-up, so that closing the socket (which wakes this
-    // task) does not have to allocate.
-    ready_.reserve_more(io_waiting_ + 1);
     slot = &w;
     w.state = &s;
     w.waiter = h;
@@ -95,11 +91,7 @@ inline void scheduler::io_end_wait(io_wait& w, bool wake_task) noexcept {
         io_release_watch(s);
     }
     if (wake_task) {
-        // Cannot throw: room was made when the wait began (io_wait_for) or
-        // before the wait point was asked (poll_io, block). Should the ready
-        // queue have been filled meanwhile and fail to grow, noexcept ends
-        // the program: out of memory with a task to wake and no way to.
-        wake(w.waiter);
+        wake(w.waiter); // cannot fail: queueing allocates nothing
     }
 }
 
@@ -144,7 +136,6 @@ inline void scheduler::io_detach(io_state& s) noexcept {
 }
 
 inline void scheduler::poll_io() {
-    ready_.reserve_more(io_waiting_); // before events are taken: see the top of this file
     wait_.wait(std::chrono::nanoseconds::zero(),
                [this](void* data, std::uint8_t readiness) { io_event(data, readiness); });
 }

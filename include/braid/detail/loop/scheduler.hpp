@@ -334,12 +334,13 @@ public:
     [[nodiscard]] bool running() const noexcept { return running_; }
 
     // Takes one item off the ready queue and runs it. Precondition: has_ready().
-    // No software prefetch of the frames to come: prefetching the frame after
-    // the next cost clang 13 instructions a step (17% of a yield at 1,000
-    // tasks) and made no yield faster, also with 1,000 to 10^6 frames
-    // scattered in memory (the next frame's address is in the ready queue,
-    // not in the frame running now, so the processor overlaps the loads
-    // itself).
+    // No software prefetch of the frames to come: when the ready queue kept
+    // its items in blocks of its own, prefetching the frame after the next
+    // cost clang 13 instructions a step (17% of a yield at 1,000 tasks) and
+    // made no yield faster, also with 1,000 to 10^6 frames scattered in
+    // memory. Now a pop reads the next item's address from the popped
+    // task's frame, so a prefetch of the next frame could start a step
+    // earlier; that has not been measured.
     BRAID_DETAIL_HOT_INLINE void step() {
         const ready_item item{ready_.pop_front()};
         ++rounds_;

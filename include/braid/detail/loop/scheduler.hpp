@@ -218,9 +218,7 @@ public:
     void spawn(promise_base& p) {
         const std::uint32_t index = roots_.take(); // the one step that may throw
         p.add_ref();
-        if (!closing_) {
-            ready_.push_back(ready_item::frame(p.self().address()).bits);
-        }
+        wake(p.self()); // its first step joins the back, as a woken task does
         roots_.set(index, &p);
         p.root_index_ = index;
         p.sched_ = this;
@@ -237,8 +235,10 @@ public:
     void reserve_spawns(std::size_t n) { roots_.reserve(n); }
 
     // A task that waited for something outside the loop (a timer, another
-    // thread, a descriptor) is ready again: it joins the back of the ready
-    // queue. The one way such a task gets there. Cannot fail.
+    // thread, a descriptor) is ready again, or a spawned one is to take its
+    // first step: it joins the back of the ready queue. The one way such a
+    // task gets there, and the one place that queues no task once the loop
+    // is being destroyed. Cannot fail.
     void wake(std::coroutine_handle<> h) noexcept {
         if (!closing_) [[likely]] {
             ready_.push_back(ready_item::frame(h.address()).bits);

@@ -359,8 +359,10 @@ TEST_CASE("a cancelled run_in resumes at once, and the pool still runs f and its
     braid::thread_pool pool(1);
     braid::event_loop loop;
     braid_test::gate release;
+    std::atomic<bool> f_started{false};
     std::atomic<bool> f_ran{false};
     braid::task<int> t = braid::run_in(pool, [&] {
+        f_started = true;
         release.wait();
         f_ran = true;
         return 7;
@@ -368,6 +370,7 @@ TEST_CASE("a cancelled run_in resumes at once, and the pool still runs f and its
     loop.spawn(t);
     auto canceller = [&]() -> braid::task<> {
         co_await braid::yield(); // the work is submitted
+        REQUIRE(braid_test::wait_until([&] { return f_started.load(); }));
         CHECK(t.cancel());
     };
     loop.run_until_complete(canceller());
@@ -378,6 +381,35 @@ TEST_CASE("a cancelled run_in resumes at once, and the pool still runs f and its
     pool.shutdown();
     CHECK(f_ran.load());
     loop.run(); // the late result arrives and is dropped
+}
+
+TEST_CASE("a run_in cancelled before a worker starts f never runs f", "[cancel][run_in]") {
+    braid::thread_pool pool(1);
+    braid::event_loop loop;
+    braid_test::gate release;
+    std::atomic<bool> worker_busy{false};
+    pool.post([&]() noexcept {
+        worker_busy = true;
+        release.wait(); // the one worker is taken: run_in's work waits in the queue
+    });
+    std::atomic<int> f_calls{0};
+    braid::task<int> t = braid::run_in(pool, [&] {
+        ++f_calls;
+        return 7;
+    });
+    loop.spawn(t);
+    auto canceller = [&]() -> braid::task<> {
+        co_await braid::yield(); // the work is submitted
+        CHECK(t.cancel());
+    };
+    loop.run_until_complete(canceller());
+    loop.run(); // returns although the work is still queued: the wait is over
+    CHECK(t.cancelled());
+    release.open();
+    pool.shutdown(); // runs everything queued: run_in's job skips f
+    CHECK(worker_busy.load());
+    CHECK(f_calls.load() == 0);
+    loop.run(); // the job's report arrives and is dropped
 }
 
 TEST_CASE("a cancelled async_next resumes at once, and the result stays for the next reader",

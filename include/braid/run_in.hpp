@@ -18,8 +18,10 @@
 // task starts (it is awaited or spawned), not at the call. An executor that
 // has been shut down makes the task fail with its executor_shut_down. The
 // executor must outlive the task. Cancelling the task resumes it at once with
-// braid::cancelled; the executor still runs f (it cannot be stopped half-way),
-// and its result is dropped when it comes back.
+// braid::cancelled. If no worker has started f yet, none will (as Python's
+// concurrent.futures drops a cancelled work item that has not started); once
+// f runs it cannot be stopped half-way, and its result is dropped when it
+// comes back.
 //
 // Threads: run_in is called on the loop's thread; f runs on the executor's.
 // The task resumes on its loop's thread, never on the worker, so a task's
@@ -33,6 +35,7 @@
 #include <braid/errors.hpp>
 #include <braid/task.hpp>
 
+#include <atomic>
 #include <concepts>
 #include <coroutine>
 #include <exception>
@@ -50,6 +53,9 @@ class offload_base : public remote_wait {
 public:
     void (*execute)(offload_base*) noexcept = nullptr;
     void (*abandon)(offload_base*) noexcept = nullptr;
+    // Set on the loop's thread when the waiting task is cancelled: a worker
+    // that has not started f yet skips it.
+    std::atomic<bool> dropped{false};
 };
 
 // What the executor runs: move-only, runs the work once. Destroyed without
@@ -126,7 +132,11 @@ public:
 private:
     static void execute_impl(offload_base* base) noexcept {
         auto* self = static_cast<offload*>(base);
-        self->compute(*self->call_);
+        // relaxed: nothing is read through the flag; a worker that misses a
+        // cancellation that races with it runs f, whose result is dropped.
+        if (!self->dropped.load(std::memory_order_relaxed)) {
+            self->compute(*self->call_);
+        }
         self->call_.reset(); // f and the arguments die on the worker
         self->complete();
     }
@@ -166,8 +176,8 @@ public:
 
     [[nodiscard]] bool await_ready() const noexcept { return false; }
 
-    // Not noexcept: reserving room for the wake-up can throw std::bad_alloc,
-    // which then surfaces at the co_await.
+    // Not noexcept: reserving room in the loop's queue of finished remote
+    // work can throw std::bad_alloc, which then surfaces at the co_await.
     template <braid_promise P>
     bool await_suspend(std::coroutine_handle<P> self) {
         scheduler& loop = *self.promise().owner();
@@ -205,13 +215,16 @@ public:
     }
 
 private:
-    // Cancelling the waiting task: it stops waiting at once; the executor
-    // still runs f, and the result is dropped when it comes back.
+    // Cancelling the waiting task: it stops waiting at once. A worker that
+    // has not started f yet skips it; one that has finishes it, and the
+    // result is dropped when it comes back.
     static void cancel_wait(suspension* s) noexcept {
         offload_result<R>* node = static_cast<offload_awaiter*>(s)->node_;
         if (scheduler* loop = node->loop) { // still waiting
+            // relaxed: see execute_impl.
+            node->dropped.store(true, std::memory_order_relaxed);
             loop->end_remote_wait(*node);
-            loop->wake(node->waiter); // room reserved by request_cancel
+            loop->wake(node->waiter);
         }
     }
 

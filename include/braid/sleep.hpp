@@ -90,7 +90,7 @@ private:
         if (node->state == detail::timer_state::pending) { // not woken yet
             detail::scheduler* loop = node->loop;
             loop->cancel_timer(*node);
-            loop->wake(node->waiter); // room reserved by request_cancel
+            loop->wake(node->waiter);
         }
     }
 

@@ -97,7 +97,7 @@ private:
                 node->withdraw();
                 node->release();
             }
-            loop->wake(node->waiter); // room reserved by request_cancel
+            loop->wake(node->waiter);
         }
     }
 

@@ -185,3 +185,25 @@ TEST_CASE("installing a tracer mid-run takes effect at the next step, and removi
     CHECK(trace.lines ==
           std::vector<std::string>{"resume ?", "suspend ? yield", "resume ?", "suspend ? yield"});
 }
+
+TEST_CASE("a wait that a pending cancellation ends as it begins shows as that wait",
+          "[tracer][cancel]") {
+    braid::manual_clock clock;
+    braid::event_loop loop{braid::interleaved, clock};
+    recorder trace;
+    loop.set_tracer(&trace);
+    braid::task<>* self = nullptr;
+    auto body = [&]() -> braid::task<> {
+        self->cancel(); // pending: the sleep below ends as it begins
+        co_await braid::sleep_for(1h);
+    };
+    braid::task<> t = body();
+    self = &t;
+    loop.spawn(t.set_name("t"));
+    loop.run();
+    CHECK(t.cancelled());
+    CHECK(clock.now().time_since_epoch() == 0s);
+    CHECK(trace.lines == std::vector<std::string>{"spawn t", "resume t", "suspend t sleep",
+                                                  "resume t", "finish t cancelled"});
+    loop.set_tracer(nullptr);
+}

@@ -62,6 +62,7 @@
 #include <exception>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -326,6 +327,13 @@ public:
 
     // Installs (or, with nullptr, removes) the loop's observer.
     void set_tracer(tracer* t) noexcept;
+    // A pending cancellation ends the wait of kind `k` the running task is
+    // beginning: a tracer is told that it suspended on that wait.
+    void note_wait_cut_short(wait_kind k) noexcept {
+        if (tracer_ != nullptr) {
+            wait_cut_short_ = k;
+        }
+    }
 
     [[nodiscard]] bool has_ready() const noexcept { return !ready_.empty(); }
     // Steps waiting in the ready queue.
@@ -608,6 +616,10 @@ private:
     std::size_t wait_count_ = 0;
     loop_link* links_ = nullptr; // objects to tell when the loop goes
     tracer* tracer_ = nullptr;
+    // While traced: the kind of wait a pending cancellation ended as the
+    // running task began it (the task is then queued again, and its wait
+    // word links it there instead of naming the wait).
+    std::optional<wait_kind> wait_cut_short_;
     // Descriptors: the states registered with wait_, at their fd (null: none);
     // watch states nobody uses, for reuse (room for all of them is kept, so
     // giving one back cannot fail); how many watch states exist; how many

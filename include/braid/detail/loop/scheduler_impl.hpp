@@ -644,6 +644,25 @@ BRAID_DETAIL_NOINLINE inline void scheduler::resume_stranded() noexcept {
     dispose_later(mine);
 }
 
+// What a tracer is told for a task suspended on a wait of kind k.
+inline suspend_reason reason_for(wait_kind k) noexcept {
+    switch (k) {
+    case wait_kind::child:
+        return suspend_reason::await;
+    case wait_kind::sleep:
+        return suspend_reason::sleep;
+    case wait_kind::thread:
+        return suspend_reason::thread;
+    case wait_kind::stream:
+        return suspend_reason::stream;
+    case wait_kind::io:
+        return suspend_reason::io;
+    case wait_kind::group:
+        return suspend_reason::group;
+    }
+    return suspend_reason::other;
+}
+
 inline void scheduler::resume_traced(std::coroutine_handle<> h) noexcept {
     for (;;) {
         promise_base& p = promise_of_frame(h.address());
@@ -654,6 +673,7 @@ inline void scheduler::resume_traced(std::coroutine_handle<> h) noexcept {
             t->on_resume(&p, p.name(), now());
         }
         note_resuming(h);
+        wait_cut_short_.reset();
         h.resume();
         if (t != nullptr) {
             // Read before the frame may be freed below.
@@ -666,26 +686,9 @@ inline void scheduler::resume_traced(std::coroutine_handle<> h) noexcept {
             } else {
                 suspend_reason why = suspend_reason::other;
                 if (const suspension* s = p.waiting_on()) {
-                    switch (s->kind) {
-                    case wait_kind::child:
-                        why = suspend_reason::await;
-                        break;
-                    case wait_kind::sleep:
-                        why = suspend_reason::sleep;
-                        break;
-                    case wait_kind::thread:
-                        why = suspend_reason::thread;
-                        break;
-                    case wait_kind::stream:
-                        why = suspend_reason::stream;
-                        break;
-                    case wait_kind::io:
-                        why = suspend_reason::io;
-                        break;
-                    case wait_kind::group:
-                        why = suspend_reason::group;
-                        break;
-                    }
+                    why = reason_for(s->kind);
+                } else if (wait_cut_short_) {
+                    why = reason_for(*wait_cut_short_); // over at once, but begun
                 } else if (ready_.holds_at_an_end(ready_item::frame(h.address()).bits)) {
                     why = suspend_reason::yield; // the policy put it back
                 }
@@ -818,7 +821,11 @@ inline void promise_base::cancel_wait(suspension* s) noexcept {
 
 BRAID_DETAIL_NOINLINE inline void promise_base::cancel_new_wait() noexcept {
     clear(cancel_pending_bit);
-    cancel_wait(wait());
+    suspension* const s = wait();
+    if (s != nullptr) {
+        sched_->note_wait_cut_short(s->kind);
+    }
+    cancel_wait(s);
 }
 
 // A task with a cancellation pending awaits `child`, which has not started:

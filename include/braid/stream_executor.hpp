@@ -395,7 +395,7 @@ private:
 
     thread_pool pool_;
     detail::stream_producers producers_;
-    std::mutex shutdown_mutex_; // held by the thread that shuts down
+    std::once_flag shutdown_once_; // the thread that shuts down runs shutdown's body
     std::mutex mutex_;
     bool shut_down_ = false; // guarded by mutex_
     std::vector<std::weak_ptr<detail::stream_state>>

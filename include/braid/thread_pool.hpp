@@ -164,7 +164,7 @@ private:
     // steady_clock ticks when a polling worker last looked at queued_; 0
     // when none polls.
     std::atomic<std::chrono::steady_clock::rep> polled_at_{0};
-    std::mutex shutdown_mutex_; // held by the thread that joins
+    std::once_flag shutdown_once_; // the thread that joins runs shutdown's body
     std::vector<std::thread> threads_;
 };
 
@@ -394,16 +394,21 @@ inline void thread_pool::shutdown() {
         throw usage_error("braid::thread_pool::shutdown: called from one of the pool's own "
                           "workers, which would wait for itself; call it from another thread");
     }
-    std::lock_guard joining(shutdown_mutex_);
-    {
-        std::lock_guard lock(mutex_);
-        stopping_ = true;
-    }
-    work_available_.notify_all();
-    for (std::thread& thread : threads_) {
-        if (thread.joinable())
-            thread.join();
-    }
+    // Once; a concurrent caller waits until it is done. No lock is held
+    // meanwhile (a mutex held while joining was also held around mutex_,
+    // which ThreadSanitizer's lock-order graph mistook for a cycle across
+    // pools made at the same stack address).
+    std::call_once(shutdown_once_, [this] {
+        {
+            std::lock_guard lock(mutex_);
+            stopping_ = true;
+        }
+        work_available_.notify_all();
+        for (std::thread& thread : threads_) {
+            if (thread.joinable())
+                thread.join();
+        }
+    });
 }
 
 } // namespace braid

@@ -122,22 +122,25 @@ inline void stream_executor::shutdown() {
             "braid::stream_executor::shutdown: called from one of the executor's own threads, "
             "which would wait for itself; call it from another thread");
     }
-    std::lock_guard once(shutdown_mutex_);
-    std::vector<std::shared_ptr<detail::stream_state>> live;
-    {
-        std::lock_guard lock(mutex_);
-        shut_down_ = true;
-        for (const auto& map : maps_) {
-            if (auto state = map.lock())
-                live.push_back(std::move(state));
+    // Once; a concurrent caller waits until it is done, holding no lock (see
+    // thread_pool::shutdown).
+    std::call_once(shutdown_once_, [this] {
+        std::vector<std::shared_ptr<detail::stream_state>> live;
+        {
+            std::lock_guard lock(mutex_);
+            shut_down_ = true;
+            for (const auto& map : maps_) {
+                if (auto state = map.lock())
+                    live.push_back(std::move(state));
+            }
+            maps_.clear();
         }
-        maps_.clear();
-    }
-    for (const auto& state : live)
-        state->request_stop();
-    live.clear();
-    producers_.shutdown(); // every producer has stopped taking input
-    pool_.shutdown();      // running f calls and submitted tasks finish
+        for (const auto& state : live)
+            state->request_stop();
+        live.clear();
+        producers_.shutdown(); // every producer has stopped taking input
+        pool_.shutdown();      // running f calls and submitted tasks finish
+    });
 }
 
 } // namespace braid

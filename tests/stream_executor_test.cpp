@@ -218,6 +218,198 @@ TEST_CASE("unbounded reads the whole input ahead of the consumer", "[stream_exec
     CHECK(sum == 4999u * 5000u / 2);
 }
 
+// --- Inputs read by position -------------------------------------------------------
+
+namespace {
+
+// An input element that notes each copy made of it: a map reads a contiguous
+// input by position, copying each element once, on the worker that claims it.
+struct noted_element {
+    struct notes {
+        explicit notes(std::uint64_t buffer) : log(buffer) {}
+        take_log log;
+        std::atomic<std::uint64_t> copies{0};
+        std::uint64_t throw_at = no_index; // copying this element throws
+        gate* hold = nullptr;              // copying element hold_at waits for it
+        std::uint64_t hold_at = no_index;
+        std::atomic<bool> held_copy_done{false};
+        std::mutex mutex;
+        std::set<std::thread::id> copied_on;
+    };
+
+    noted_element(notes& n, std::uint64_t i) : notes_(&n), index(i) {}
+    noted_element(const noted_element& other) : notes_(other.notes_), index(other.index) {
+        if (index == notes_->hold_at)
+            (void)notes_->hold->wait();
+        if (index == notes_->throw_at)
+            throw input_failure(index);
+        notes_->log.record_take(notes_->copies.fetch_add(1) + 1);
+        if (index == notes_->hold_at)
+            notes_->held_copy_done = true;
+        std::lock_guard lock(notes_->mutex);
+        notes_->copied_on.insert(std::this_thread::get_id());
+    }
+    noted_element(noted_element&&) noexcept = default;
+    noted_element& operator=(const noted_element&) = delete;
+    noted_element& operator=(noted_element&&) = delete;
+
+    notes* notes_;
+    std::uint64_t index;
+};
+
+std::vector<noted_element> noted_elements(noted_element::notes& n, std::uint64_t count) {
+    std::vector<noted_element> v;
+    v.reserve(count);
+    for (std::uint64_t i = 0; i < count; ++i)
+        v.emplace_back(n, i);
+    return v;
+}
+
+constexpr auto index_of = [](const noted_element& e) { return e.index; };
+
+} // namespace
+
+TEST_CASE("a contiguous input is read on the workers by position, within the bound, and "
+          "reaches it",
+          "[stream_executor]") {
+    for (std::size_t threads : {1u, 2u, 4u}) {
+        for (std::uint64_t buffer : {1u, 3u, 8u, 64u}) {
+            INFO("threads " << threads << ", buffer " << buffer);
+            noted_element::notes notes(buffer);
+            const std::vector<noted_element> input = noted_elements(notes, 200);
+            std::mutex mutex;
+            std::set<std::thread::id> f_threads;
+            stream_executor ex{threads};
+            auto results = ex.map(
+                [&](const noted_element& e) {
+                    std::lock_guard lock(mutex);
+                    f_threads.insert(std::this_thread::get_id());
+                    return e.index;
+                },
+                input, buffer);
+            auto it = results.begin();
+            bool reached = true;
+            for (std::uint64_t k = 0; k < 12; ++k) {
+                notes.log.requested.store(k + 1);
+                REQUIRE(it != results.end());
+                REQUIRE(*it == k);
+                ++it;
+                // Paused: the workers read up to the bound exactly, then wait.
+                reached =
+                    reached && wait_until([&] { return notes.copies.load() == k + 1 + buffer; });
+                if (k % 4 == 0)
+                    std::this_thread::sleep_for(2ms); // time to overshoot, if it would
+            }
+            CHECK(reached);
+            CHECK_FALSE(notes.log.over.load());
+            CHECK(notes.log.largest_gap.load() == buffer);
+            std::uint64_t expected = 12;
+            for (; it != results.end(); ++it)
+                CHECK(*it == expected++);
+            CHECK(expected == 200);
+            CHECK(notes.copies.load() == 200); // each element copied once
+            std::lock_guard lock(mutex);
+            for (const std::thread::id& id : notes.copied_on)
+                CHECK(f_threads.count(id) == 1); // on a worker, never the reader or producer
+        }
+    }
+}
+
+TEST_CASE("an iota view is read by position too, lvalue or rvalue, alone or zipped",
+          "[stream_executor]") {
+    stream_executor ex{2};
+    const auto squares = [](long x) { return x * x; };
+    std::vector<long> got;
+    for (long v : ex.map(squares, std::views::iota(0L, 1000L), 7))
+        got.push_back(v);
+    REQUIRE(got.size() == 1000);
+    for (long i = 0; i < 1000; ++i)
+        CHECK(got[static_cast<std::size_t>(i)] == i * i);
+
+    const auto numbers = std::views::iota(3, 9);
+    const std::vector<int> tens{10, 20, 30, 40};
+    std::vector<int> sums;
+    for (int v : ex.map([](int a, int b) { return a + b; }, numbers, tens, 2))
+        sums.push_back(v);
+    CHECK(sums == std::vector<int>{13, 24, 35, 46});
+}
+
+TEST_CASE("an exception copying an element read by position is rethrown at its position",
+          "[stream_executor]") {
+    noted_element::notes notes(4);
+    notes.throw_at = 5;
+    stream_executor ex{2};
+    auto results = ex.map(index_of, noted_elements(notes, 50), 4);
+    auto it = results.begin();
+    for (std::uint64_t k = 0; k < 5; ++k) {
+        REQUIRE(*it == k);
+        ++it;
+    }
+    CHECK_THROWS_AS(it == results.end(), input_failure);
+    CHECK(it == results.end()); // the range ends there
+}
+
+TEST_CASE("dropping a map read by position waits for the copy in progress, then its owned input "
+          "goes",
+          "[stream_executor]") {
+    noted_element::notes notes(4);
+    gate door;
+    notes.hold = &door;
+    notes.hold_at = 2;
+    stream_executor ex{2};
+    watchdog dog("dropping a map read by position");
+    {
+        auto results = ex.map(index_of, noted_elements(notes, 50), 4);
+        auto it = results.begin();
+        CHECK(*it == 0u);
+        ++it;
+        CHECK(*it == 1u);
+        // A worker is now copying element 2, which waits for the door.
+        REQUIRE(wait_until([&] { return notes.copies.load() >= 2; }));
+        std::thread opener([&] {
+            std::this_thread::sleep_for(50ms);
+            door.open();
+        });
+        struct join_on_exit {
+            std::thread& t;
+            ~join_on_exit() { t.join(); }
+        } join{opener};
+        // Dropping waits for that copy (as for a running f), not for more.
+    }
+    CHECK(notes.held_copy_done.load());
+    // The input, a temporary vector the map owns, is destroyed by its
+    // producer thread once no worker reads it; AddressSanitizer checks that
+    // no copy reads it afterwards.
+}
+
+TEST_CASE("an input whose window would be too large for reading by position is read by the "
+          "producer",
+          "[stream_executor]") {
+    // A window (the smaller of the input's size and the buffer) of more than
+    // 65,536 items: the producer reads it, in order, and the results are the
+    // same.
+    noted_element::notes notes(braid_test::no_index / 2);
+    stream_executor ex{2};
+    std::mutex mutex;
+    std::set<std::thread::id> f_threads;
+    auto results = ex.map(
+        [&](const noted_element& e) {
+            std::lock_guard lock(mutex);
+            f_threads.insert(std::this_thread::get_id());
+            return e.index;
+        },
+        noted_elements(notes, 70'000), braid::unbounded);
+    std::uint64_t expected = 0;
+    std::uint64_t wrong = 0;
+    for (std::uint64_t v : results)
+        wrong += v == expected++ ? 0 : 1;
+    CHECK(wrong == 0);
+    CHECK(expected == 70'000);
+    std::lock_guard lock(mutex);
+    REQUIRE(notes.copied_on.size() == 1);
+    CHECK(f_threads.count(*notes.copied_on.begin()) == 0); // the producer thread
+}
+
 // --- 3. Parallel -------------------------------------------------------------------
 
 TEST_CASE("up to thread_count calls of f run at once, and never more", "[stream_executor]") {
@@ -373,6 +565,17 @@ TEST_CASE("items left in a dropped map are destroyed exactly once", "[stream_exe
             int k = 0;
             for (const atomic_counted& c : results | std::views::take(round))
                 CHECK(c.value == 2 * k++);
+        }
+        // Read by position: every position is published at once, far more
+        // than the buffer's window, and only the claimed ones hold results.
+        for (int round = 0; round < 10; ++round) {
+            auto results = ex.map([](int i) { return atomic_counted(i * 2); },
+                                  std::views::iota(0, 1'000'000), 4);
+            int k = 0;
+            for (const atomic_counted& c : results | std::views::take(round))
+                CHECK(c.value == 2 * k++);
+            // Let the workers fill the window before the drop.
+            std::this_thread::sleep_for(std::chrono::milliseconds(round % 3));
         }
     }
     CHECK(atomic_counted::live().load() == 0);

@@ -12,6 +12,12 @@
 // move-only input range of f's results in input order. A producer thread of
 // the executor (never a pool worker) takes inputs, at most buffer_size ahead
 // of what the consumer has taken; pool workers call f; the consumer reads.
+// Inputs that are contiguous ranges (std::vector, std::array, std::span, ...)
+// or iota views, alone or zipped, are read by the workers instead: each copies
+// the elements it claims, by position, within the same bound, and the
+// producer thread only keeps the input alive. Reading such an input neither
+// blocks nor depends on order, and the producer's turn per item was most of
+// the cost of a cheap f.
 //
 // Ownership and lifetimes:
 //   - f is decay-copied into the map and called as a const object from
@@ -24,8 +30,9 @@
 //     long as the results object exists. Dropping the results waits until the
 //     producer has let go of it, so it may be destroyed right after.
 //   - dropping the results stops the producer, drops queued unstarted items
-//     and waits for this map's running f calls; it never waits for an owned
-//     input, nor for a braid stream_results used as input.
+//     and waits for this map's running f calls (a worker's copy of an input
+//     read by position is part of its call); it never waits for an owned
+//     input's producer, nor for a braid stream_results used as input.
 //   - shutdown() and the destructor stop every map, wait for every producer
 //     and worker, and join them. Results left unread after that end with
 //     executor_shut_down where the stream was cut.

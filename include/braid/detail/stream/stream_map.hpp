@@ -7,7 +7,13 @@
 //
 //   produce()  on the map's own producer thread (never a pool worker): waits
 //              for room, takes one input, stores it, publishes it, and makes
-//              sure enough drainers are queued on the pool;
+//              sure enough drainers are queued on the pool. For inputs whose
+//              items can be read by position from several threads at once
+//              (stream_indexable: contiguous ranges and iota views), it
+//              publishes every position at once instead and only keeps the
+//              inputs alive; the drainers read each input as they claim it,
+//              within the buffer bound, and the consumer recruits drainers
+//              for the room it makes;
 //   drain()    on pool workers: claims a chunk of published inputs (sized so a
 //              chunk takes about 20 microseconds of f), calls f on each, stores
 //              results, and stays a moment for more before leaving its worker;
@@ -36,6 +42,22 @@
 #include <vector>
 
 namespace braid::detail {
+
+template <class R>
+inline constexpr bool stream_is_iota = false;
+template <class W, class B>
+inline constexpr bool stream_is_iota<std::ranges::iota_view<W, B>> = true;
+template <class V>
+inline constexpr bool stream_is_iota<std::ranges::ref_view<V>> =
+    stream_is_iota<std::remove_cv_t<V>>;
+
+// An input whose items the drainers may read by position, on several threads
+// at once, instead of one producer reading it in order: reading an element
+// of a contiguous range or computing one of an iota view has no effect on
+// the range and no order.
+template <class R>
+concept stream_indexable = std::ranges::random_access_range<R> && std::ranges::sized_range<R> &&
+                           (std::ranges::contiguous_range<R> || stream_is_iota<R>);
 
 template <class In>
 union stream_input {
@@ -79,6 +101,10 @@ public:
 private:
     static constexpr std::uint64_t chunk_target_ns = 20'000;
     static constexpr std::uint64_t max_chunk = 64;
+    // Inputs are read by position only while the rings for the buffer's
+    // window stay this small (in slots): beyond it, the producer's rings,
+    // which grow only as the reader falls behind, take less memory.
+    static constexpr std::uint64_t max_window_by_position = std::uint64_t{1} << 16;
 
     std::uint64_t largest_ring() const noexcept {
         constexpr std::uint64_t huge = std::uint64_t{1} << 40;
@@ -88,8 +114,22 @@ private:
     template <class... Ranges, std::size_t... I>
     void produce_all(const std::shared_ptr<stream_map_state>& self, std::tuple<Ranges...>& inputs,
                      stream_end& reason, std::index_sequence<I...>);
+    template <class... Ranges, std::size_t... I>
+    bool by_position_fits(std::tuple<Ranges...>& inputs, std::index_sequence<I...>) const;
+    template <class... Ranges, std::size_t... I>
+    void serve_by_position(const std::shared_ptr<stream_map_state>& self,
+                           std::tuple<Ranges...>& inputs, bool& ended, std::index_sequence<I...>);
+    // The first position the buffer bound does not allow a drainer to read
+    // yet, when drainers read the inputs by position.
+    std::uint64_t room_end(std::memory_order order) const noexcept {
+        const std::uint64_t consumed = this->cons_.load(order) >> 1;
+        return this->buffer_ > stream_state::unbounded - consumed ? stream_state::unbounded
+                                                                  : consumed + this->buffer_;
+    }
     ring* ring_for(std::uint64_t seq, std::uint64_t consumed);
     void wake_drainers(const std::shared_ptr<stream_map_state>& self);
+    bool wants_drainer() const noexcept;
+    static void recruit_for_room(stream_state& state) noexcept;
 
     // What one drainer keeps from chunk to chunk.
     struct drainer {
@@ -116,6 +156,13 @@ private:
     // Read by the workers per item or chunk; past the consumer's line.
     alignas(stream_cache_line) const F f_;
     thread_pool& pool_;
+    // Set by serve_by_position before it publishes: the drainers read each
+    // input with read_input_(input_its_, position). input_its_ points to the
+    // inputs' begin iterators, in the producer's frame, which stays until no
+    // drainer can read through them.
+    std::atomic<bool> by_position_{false};
+    In (*read_input_)(const void* its, std::uint64_t seq) = nullptr;
+    const void* input_its_ = nullptr;
     std::vector<std::unique_ptr<ring>> rings_; // the producer's, then the destructor's
     ring* first_ring_ = nullptr;
     ring* producer_ring_ = nullptr; // producer only
@@ -134,8 +181,17 @@ void stream_map_state<T, F, In, Zipped>::produce(const std::shared_ptr<stream_ma
     stream_state::current_producer() = this;
     stream_end reason = stream_end::stopped;
     std::exception_ptr error;
+    bool ended = false; // serve_by_position ends production as it begins
     try {
-        produce_all(self, inputs, reason, std::index_sequence_for<Ranges...>{});
+        constexpr auto all = std::index_sequence_for<Ranges...>{};
+        if constexpr ((... && stream_indexable<Ranges>)) {
+            if (by_position_fits(inputs, all))
+                serve_by_position(self, inputs, ended, all);
+            else
+                produce_all(self, inputs, reason, all);
+        } else {
+            produce_all(self, inputs, reason, all);
+        }
     } catch (const stream_interrupted&) {
         reason = stream_end::stopped;
     } catch (...) {
@@ -143,7 +199,8 @@ void stream_map_state<T, F, In, Zipped>::produce(const std::shared_ptr<stream_ma
         error = std::current_exception();
     }
     stream_state::current_producer() = nullptr;
-    this->end_production(reason, std::move(error));
+    if (!ended)
+        this->end_production(reason, std::move(error));
     this->release_input();
     this->leave();
 }
@@ -189,6 +246,54 @@ void stream_map_state<T, F, In, Zipped>::produce_all(const std::shared_ptr<strea
 }
 
 template <class T, class F, class In, bool Zipped>
+template <class... Ranges, std::size_t... I>
+bool stream_map_state<T, F, In, Zipped>::by_position_fits(std::tuple<Ranges...>& inputs,
+                                                          std::index_sequence<I...>) const {
+    const std::uint64_t n =
+        std::min({static_cast<std::uint64_t>(std::ranges::size(std::get<I>(inputs)))...});
+    return std::min(n, this->buffer_) <= max_window_by_position;
+}
+
+template <class T, class F, class In, bool Zipped>
+template <class... Ranges, std::size_t... I>
+void stream_map_state<T, F, In, Zipped>::serve_by_position(
+    const std::shared_ptr<stream_map_state>& self, std::tuple<Ranges...>& inputs, bool& ended,
+    std::index_sequence<I...>) {
+    if (this->stopped())
+        return;
+    using iterators = std::tuple<std::ranges::iterator_t<Ranges>...>;
+    // Like a zip: as many items as the shortest range has.
+    const std::uint64_t n =
+        std::min({static_cast<std::uint64_t>(std::ranges::size(std::get<I>(inputs)))...});
+    const iterators its{std::ranges::begin(std::get<I>(inputs))...};
+    // The rings for the window, as produce_all would lay them out for a
+    // reader that has taken nothing: past the window the last one, at least
+    // as large as the buffer, is reused, and the bound keeps a slot's result
+    // from being overwritten before the reader has taken it.
+    for (std::uint64_t seq = 0, window = std::min(n, this->buffer_); seq < window; ++seq)
+        (void)ring_for(seq, 0);
+    read_input_ = [](const void* at, std::uint64_t seq) -> In {
+        const iterators& begins = *static_cast<const iterators*>(at);
+        return In(
+            std::get<I>(begins)[static_cast<std::ranges::range_difference_t<Ranges>>(seq)]...);
+    };
+    input_its_ = &its;
+    this->on_room_ = &stream_map_state::recruit_for_room;
+    // relaxed: published with everything above by the release in publish().
+    by_position_.store(true, std::memory_order_relaxed);
+    this->publish(n);
+    this->end_production(stream_end::exhausted, nullptr);
+    ended = true;
+    if (n == 0)
+        return;
+    wake_drainers(self);
+    // `its` stays until no drainer can read through it: every result taken,
+    // or the map stopped and no call of f left.
+    if (!this->wait_consumed(n))
+        this->wait_f_calls_done();
+}
+
+template <class T, class F, class In, bool Zipped>
 auto stream_map_state<T, F, In, Zipped>::ring_for(std::uint64_t seq, std::uint64_t consumed)
     -> ring* {
     ring* r = producer_ring_;
@@ -214,19 +319,7 @@ auto stream_map_state<T, F, In, Zipped>::ring_for(std::uint64_t seq, std::uint64
 template <class T, class F, class In, bool Zipped>
 void stream_map_state<T, F, In, Zipped>::wake_drainers(
     const std::shared_ptr<stream_map_state>& self) {
-    // seq_cst: with publish(), a Dekker pair against a leaving drainer's
-    // fetch_sub + has_unclaimed(): either it sees our item or we see it gone.
-    const std::uint64_t life = this->life_.load(std::memory_order_seq_cst);
-    const std::uint64_t drainers = (life >> 1) - 1; // the producer is counted too
-    if (drainers >= this->max_drainers_)
-        return;
-    // Another drainer only when every current one has work in hand (is
-    // counted in in_f_); an idle one is about to claim what we just published, and a drainer that
-    // claims while more work waits recruits the next one itself. relaxed: a heuristic; recruit()
-    // and drain()'s last look make up for it.
-    if (drainers > 0 && this->in_f_.load(std::memory_order_relaxed) < drainers)
-        return;
-    if (!add_drainer())
+    if (!wants_drainer() || !add_drainer())
         return;
     try {
         pool_.post([self]() noexcept { self->drain(); });
@@ -237,14 +330,45 @@ void stream_map_state<T, F, In, Zipped>::wake_drainers(
 }
 
 template <class T, class F, class In, bool Zipped>
+bool stream_map_state<T, F, In, Zipped>::wants_drainer() const noexcept {
+    // seq_cst: with publish() (or, when drainers read by position, the
+    // reader's note_consumed()), a Dekker pair against a leaving drainer's
+    // fetch_sub + has_unclaimed(): either it sees the new work or we see it
+    // gone.
+    const std::uint64_t alive = this->life_.load(std::memory_order_seq_cst) >> 1;
+    const std::uint64_t drainers = alive > 0 ? alive - 1 : 0; // the producer is counted too
+    if (drainers >= this->max_drainers_)
+        return false;
+    // Another drainer only when every current one has work in hand (is
+    // counted in in_f_); an idle one is about to claim the new work, and a
+    // drainer that claims while more work waits recruits the next one
+    // itself. relaxed: a heuristic; recruit() and drain()'s last look make up
+    // for it.
+    return drainers == 0 || this->in_f_.load(std::memory_order_relaxed) >= drainers;
+}
+
+template <class T, class F, class In, bool Zipped>
+void stream_map_state<T, F, In, Zipped>::recruit_for_room(stream_state& state) noexcept {
+    // On the reader's thread, after each result it takes: the room it made
+    // may have no drainer left to use it.
+    auto& self = static_cast<stream_map_state&>(state);
+    if (self.wants_drainer() && self.has_unclaimed())
+        self.recruit();
+}
+
+template <class T, class F, class In, bool Zipped>
 bool stream_map_state<T, F, In, Zipped>::add_drainer() noexcept {
     // life >> 1 counts the drainers, and the producer until it leaves, which
     // it does after ending production. Once it has ended it is no longer
     // counted here: at worst, while it is still leaving, one drainer fewer
     // is allowed for a moment, instead of one more than the pool has
     // workers for good. relaxed: the producer's end is only a count here.
+    // A producer serving inputs by position stays until the end.
     const std::uint64_t producer =
-        (this->pub_.load(std::memory_order_relaxed) & stream_state::pub_ended) != 0 ? 0 : 1;
+        (this->pub_.load(std::memory_order_relaxed) & stream_state::pub_ended) != 0 &&
+                !by_position_.load(std::memory_order_relaxed)
+            ? 0
+            : 1;
     // seq_cst: see wake_drainers().
     std::uint64_t life = this->life_.load(std::memory_order_seq_cst);
     do {
@@ -332,9 +456,14 @@ std::uint64_t stream_map_state<T, F, In, Zipped>::claim(std::uint64_t& first,
     std::uint64_t claimed = this->claimed_.load(std::memory_order_relaxed);
     for (;;) {
         // acquire: pairs with publish(); seq_cst on limit_: see request_stop().
-        const std::uint64_t available_end =
+        std::uint64_t available_end =
             std::min(stream_state::published(this->pub_.load(std::memory_order_acquire)),
                      this->limit_.load(std::memory_order_seq_cst));
+        // relaxed: set before the publish acquired above. acquire (in
+        // room_end): the reader has moved out the results whose slots the
+        // claimed items will take.
+        if (by_position_.load(std::memory_order_relaxed))
+            available_end = std::min(available_end, room_end(std::memory_order_acquire));
         if (claimed >= available_end)
             return 0;
         const std::uint64_t available = available_end - claimed;
@@ -365,6 +494,8 @@ void stream_map_state<T, F, In, Zipped>::run_chunk(std::uint64_t first, std::uin
     }
     this->placement_.running(me.worker);
     ring*& cache = me.cache;
+    // relaxed: set before the publish that claim() acquired.
+    const bool by_position = by_position_.load(std::memory_order_relaxed);
     const auto started = std::chrono::steady_clock::now();
     std::uint64_t ran = 0;
     for (std::uint64_t seq = first; seq < first + count; ++seq) {
@@ -380,23 +511,30 @@ void stream_map_state<T, F, In, Zipped>::run_chunk(std::uint64_t first, std::uin
             break;
         }
         cache = static_cast<ring*>(stream_ring<T>::find(cache, seq));
-        In& input = cache->input(seq);
         stream_slot<T>& slot = cache->slot(seq);
+        stream_input<In> read; // the input read by position, on this thread
+        In* input = nullptr;
         std::uint32_t outcome = slot_value;
         try {
+            // An exception copying the input is reported at its position,
+            // as f's would be.
+            input = by_position ? ::new (static_cast<void*>(&read.value))
+                                      In(read_input_(input_its_, seq))
+                                : &cache->input(seq);
             if constexpr (Zipped) {
                 ::new (static_cast<void*>(&slot.value)) T(std::apply(
                     [this](auto&... args) -> T { return std::invoke(f_, std::move(args)...); },
-                    input));
+                    *input));
             } else {
-                ::new (static_cast<void*>(&slot.value)) T(std::invoke(f_, std::move(input)));
+                ::new (static_cast<void*>(&slot.value)) T(std::invoke(f_, std::move(*input)));
             }
         } catch (...) {
             ::new (static_cast<void*>(&slot.error)) std::exception_ptr(std::current_exception());
             outcome = slot_error;
             lower_limit(seq + 1); // nothing after an error is ever read
         }
-        std::destroy_at(&input);
+        if (input != nullptr)
+            std::destroy_at(input);
         ++ran;
         // acq_rel: releases the result to the consumer; sees its waiting flag.
         if ((slot.state.exchange(outcome, std::memory_order_acq_rel) & slot_waiting) != 0) {
@@ -423,9 +561,12 @@ void stream_map_state<T, F, In, Zipped>::run_chunk(std::uint64_t first, std::uin
 template <class T, class F, class In, bool Zipped>
 bool stream_map_state<T, F, In, Zipped>::has_unclaimed() const noexcept {
     // seq_cst: see wake_drainers().
-    const std::uint64_t end =
+    std::uint64_t end =
         std::min(stream_state::published(this->pub_.load(std::memory_order_seq_cst)),
                  this->limit_.load(std::memory_order_seq_cst));
+    // relaxed: see claim(). seq_cst: see wants_drainer().
+    if (by_position_.load(std::memory_order_relaxed))
+        end = std::min(end, room_end(std::memory_order_seq_cst));
     // relaxed: see claim().
     return this->claimed_.load(std::memory_order_relaxed) < end;
 }
@@ -457,21 +598,24 @@ void stream_map_state<T, F, In, Zipped>::lower_limit(std::uint64_t limit) noexce
 template <class T, class F, class In, bool Zipped>
 stream_map_state<T, F, In, Zipped>::~stream_map_state() {
     // Every thread has left (the last shared_ptr owner is here), so plain
-    // reads see everything. Free what is still in [consumed, published).
+    // reads see everything. Free what is still in [consumed, stored): the
+    // published items, or, when the drainers read by position (every
+    // position is published; inputs are never stored in the rings), the
+    // claimed ones, which the bound keeps within one pass over the rings.
     // relaxed: as said.
     const std::uint64_t consumed = this->cons_.load(std::memory_order_relaxed) >> 1;
-    const std::uint64_t published =
-        stream_state::published(this->pub_.load(std::memory_order_relaxed));
     const std::uint64_t claimed = this->claimed_.load(std::memory_order_relaxed);
+    const bool by_position = by_position_.load(std::memory_order_relaxed);
+    const std::uint64_t stored =
+        by_position ? claimed : stream_state::published(this->pub_.load(std::memory_order_relaxed));
     for (std::size_t i = 0; i < rings_.size(); ++i) {
         ring& r = *rings_[i];
-        const std::uint64_t end = i + 1 < rings_.size() ? rings_[i + 1]->start : published;
-        for (std::uint64_t seq = std::max(r.start, consumed); seq < std::min(end, published);
-             ++seq) {
+        const std::uint64_t end = i + 1 < rings_.size() ? rings_[i + 1]->start : stored;
+        for (std::uint64_t seq = std::max(r.start, consumed); seq < std::min(end, stored); ++seq) {
             stream_slot<T>& slot = r.slot(seq);
             const std::uint32_t state =
                 slot.state.load(std::memory_order_relaxed); // relaxed: as said
-            if (seq >= claimed || (state & slot_input) != 0)
+            if (!by_position && (seq >= claimed || (state & slot_input) != 0))
                 std::destroy_at(&r.input(seq));
             if ((state & slot_value) != 0)
                 std::destroy_at(&slot.value);

@@ -95,12 +95,23 @@ protected:
         // relaxed: a hint to leave a wait early; the wait re-checks under mutex_.
         return limit_.load(std::memory_order_relaxed) == 0;
     }
+    bool stopped_now() const noexcept {
+        // seq_cst: see request_stop().
+        return limit_.load(std::memory_order_seq_cst) == 0;
+    }
 
     // --- Producer side ---------------------------------------------------------
     // Waits until input `seq` may be taken (seq - consumed < buffer). Returns
     // false when it is no longer needed (stopped, or past an error).
     bool wait_for_room(std::uint64_t seq, std::uint64_t& consumed);
-    void publish() noexcept;
+    // Waits until the consumer has taken `count` results; false when the map
+    // was stopped first.
+    bool wait_consumed(std::uint64_t count);
+    // Waits until no call of f for this map runs, nor will start (the map is
+    // stopped).
+    void wait_f_calls_done() noexcept;
+    // Publishes the next `count` inputs.
+    void publish(std::uint64_t count = 1) noexcept;
     void end_production(stream_end reason, std::exception_ptr error) noexcept;
     void release_input() noexcept;
     // A producer or drainer is done with the map.
@@ -124,6 +135,9 @@ protected:
         // acquire: pairs with abandon(); every slot result written before it is visible.
         return abandoned_.load(std::memory_order_acquire);
     }
+
+    template <class Needed>
+    bool await_consumed(std::uint64_t count, Needed needed);
 
     // Leaves w to be woken when the consumer's wait may be over: takes it
     // under mutex_ after arm() re-announced the consumer as waiting; returns
@@ -184,6 +198,10 @@ protected:
     std::atomic<bool> abandoned_{false};
     const std::uint64_t buffer_;
     const std::size_t max_drainers_;
+    // Called after each result the consumer takes, once set (before the
+    // first publish): a map whose workers read their inputs themselves
+    // recruits drainers for the room just made.
+    void (*on_room_)(stream_state&) noexcept = nullptr;
     const bool input_is_referenced_;
     // Where the drainers run, for the producer's and consumer's waits.
     stream_placement placement_;
@@ -243,10 +261,6 @@ inline void stream_state::drop() noexcept {
 }
 
 inline bool stream_state::wait_for_room(std::uint64_t seq, std::uint64_t& consumed) {
-    const auto has_room = [&](std::uint64_t cons) {
-        consumed = consumed_seen_ = cons >> 1;
-        return seq - consumed < buffer_;
-    };
     // seq_cst: see request_stop().
     const auto needed = [&] { return seq < limit_.load(std::memory_order_seq_cst); };
     // The consumed count only grows: while the last one we saw leaves room,
@@ -255,27 +269,42 @@ inline bool stream_state::wait_for_room(std::uint64_t seq, std::uint64_t& consum
         consumed = consumed_seen_;
         return needed();
     }
+    const bool room = await_consumed(seq - buffer_ + 1, needed);
+    consumed = consumed_seen_;
+    return room;
+}
+
+inline bool stream_state::wait_consumed(std::uint64_t count) {
+    return await_consumed(count, [&] { return !stopped_now(); });
+}
+
+template <class Needed>
+bool stream_state::await_consumed(std::uint64_t count, Needed needed) {
+    const auto enough = [&](std::uint64_t cons) {
+        consumed_seen_ = cons >> 1;
+        return consumed_seen_ >= count;
+    };
     // acquire: the consumer's release of the slots it consumed happens before
     // we reuse them.
-    if (has_room(cons_.load(std::memory_order_acquire)))
+    if (enough(cons_.load(std::memory_order_acquire)))
         return needed();
     stream_backoff backoff(&placement_);
     while (backoff.pause()) {
         if (!needed())
             return false;
         // acquire: as above.
-        if (has_room(cons_.load(std::memory_order_acquire)))
+        if (enough(cons_.load(std::memory_order_acquire)))
             return true;
     }
     // relaxed: published to the consumer by the fetch_or below.
-    wake_at_.store(seq - buffer_ + 1, std::memory_order_relaxed);
+    wake_at_.store(count, std::memory_order_relaxed);
     std::unique_lock lock(mutex_);
     for (;;) {
         // acq_rel: releases wake_at_ to the consumer, acquires its slots.
         const std::uint64_t cons = cons_.fetch_or(cons_producer_waiting, std::memory_order_acq_rel);
         if (!needed())
             break;
-        if (has_room(cons))
+        if (enough(cons))
             break;
         producer_cv_.wait(lock);
     }
@@ -285,13 +314,19 @@ inline bool stream_state::wait_for_room(std::uint64_t seq, std::uint64_t& consum
     if (!needed())
         return false;
     // acquire: as above.
-    return has_room(cons_.load(std::memory_order_acquire));
+    return enough(cons_.load(std::memory_order_acquire));
 }
 
-inline void stream_state::publish() noexcept {
+inline void stream_state::wait_f_calls_done() noexcept {
+    std::unique_lock lock(mutex_);
+    // seq_cst: the other half of the Dekker pair in request_stop().
+    idle_cv_.wait(lock, [&] { return in_f_.load(std::memory_order_seq_cst) == 0; });
+}
+
+inline void stream_state::publish(std::uint64_t count) noexcept {
     // acq_rel: releases the input just written to its slot (to workers, who
     // acquire pub_) and sees whether the consumer is asleep.
-    const std::uint64_t before = pub_.fetch_add(pub_unit, std::memory_order_acq_rel);
+    const std::uint64_t before = pub_.fetch_add(count * pub_unit, std::memory_order_acq_rel);
     if ((before & pub_consumer_waiting) != 0)
         notify_consumer();
 }
@@ -413,8 +448,11 @@ inline void stream_state::throw_shut_down(const char* where) {
 }
 
 inline void stream_state::note_consumed(std::uint64_t count) noexcept {
-    // acq_rel: releases the slot just emptied to the producer; sees its flag.
-    const std::uint64_t before = cons_.fetch_add(cons_unit, std::memory_order_acq_rel);
+    // seq_cst: releases the slot just emptied to the producer and sees its
+    // flag; and, with on_room_'s look at the drainers, a Dekker pair against
+    // a leaving drainer's fetch_sub + has_unclaimed() (one of the two sees
+    // the room). On x86 the same instruction as acq_rel.
+    const std::uint64_t before = cons_.fetch_add(cons_unit, std::memory_order_seq_cst);
     // relaxed: wake_at_ was published by the RMW that set the flag we saw.
     if ((before & cons_producer_waiting) != 0 &&
         count >= wake_at_.load(std::memory_order_relaxed)) {
@@ -423,6 +461,8 @@ inline void stream_state::note_consumed(std::uint64_t count) noexcept {
         }
         producer_cv_.notify_all();
     }
+    if (on_room_ != nullptr)
+        on_room_(*this);
 }
 
 } // namespace braid::detail

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 // Randomized runs of stream_executor::map: 1-4 threads, buffers 1-64 (and
 // sometimes unbounded), pipelines 1-3 stages deep, fast, slow and throwing
-// f and inputs, readers that stop early or race a shutdown. Every run must
+// f and inputs (read by a producer, or a vector the workers read by
+// position), readers that stop early or race a shutdown. Every run must
 // keep every stage's bound, give exactly the expected results and the
 // expected exception at its position, free every item and join every thread.
 //
@@ -14,6 +15,8 @@
 #include "support/env.hpp"
 #include "support/stream_inputs.hpp"
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -44,7 +47,33 @@ struct f_failure : std::runtime_error {
     std::uint64_t index;
 };
 
+// An element of a source the workers read by position: copying it takes
+// the item (so the bound is checked where the copy is made), and can throw.
+struct positioned {
+    positioned(std::uint64_t i, take_log& log, std::atomic<std::uint64_t>& copies,
+               std::uint64_t throw_at)
+        : index(i), log_(&log), copies_(&copies), throw_at_(throw_at) {}
+    positioned(const positioned& other)
+        : index(other.index), log_(other.log_), copies_(other.copies_), throw_at_(other.throw_at_) {
+        if (index == throw_at_)
+            throw input_failure(index);
+        log_->record_take(copies_->fetch_add(1) + 1);
+    }
+    positioned(positioned&&) noexcept = default;
+    positioned& operator=(const positioned&) = delete;
+    positioned& operator=(positioned&&) = delete;
+    operator std::uint64_t() const { return index; }
+
+    std::uint64_t index;
+
+private:
+    take_log* log_;
+    std::atomic<std::uint64_t>* copies_;
+    std::uint64_t throw_at_;
+};
+
 enum class speed { fast, slow };
+enum class source_kind { producer, by_position_owned, by_position_referenced };
 
 struct config {
     std::uint64_t seed;
@@ -55,6 +84,7 @@ struct config {
     speed speeds[3];
     std::uint64_t f_throw[3];
     input_options source;
+    source_kind kind;
     std::uint64_t read_at_most;
     bool shutdown_midway;
     bool pauses;
@@ -74,6 +104,9 @@ struct config {
             out << ", input throws taking " << source.throw_on_take;
         if (source.throw_on_read != no_index)
             out << ", input throws reading " << source.throw_on_read;
+        if (kind != source_kind::producer)
+            out << ", a vector read by position ("
+                << (kind == source_kind::by_position_owned ? "owned" : "referenced") << ")";
         out << ", reads at most " << read_at_most << (shutdown_midway ? ", shuts down midway" : "");
         return out.str();
     }
@@ -96,6 +129,9 @@ config make_config(std::uint64_t seed) {
         c.source.throw_on_take = pick(0, 200);
     if (chance(0.1))
         c.source.throw_on_read = pick(0, 200);
+    c.kind = !finite || chance(0.6) ? source_kind::producer
+                                    : (chance(0.5) ? source_kind::by_position_owned
+                                                   : source_kind::by_position_referenced);
     for (int i = 0; i < 3; ++i) {
         c.buffers[i] = chance(0.3) ? pick(1, 3) : pick(1, 64);
         c.unbounded[i] = finite && chance(0.1);
@@ -204,21 +240,42 @@ std::string run_once(const config& c) {
                      take_log(c.unbounded[1] ? no_index / 2 : c.buffers[1]),
                      take_log(c.unbounded[2] ? no_index / 2 : c.buffers[2])};
     std::string problem;
+    // A source read by position: the input's exceptions come from copying.
+    std::atomic<std::uint64_t> copies{0};
+    std::vector<positioned> vector_source;
+    if (c.kind != source_kind::producer) {
+        const std::uint64_t throw_at = std::min(c.source.throw_on_take, c.source.throw_on_read);
+        vector_source.reserve(c.source.size);
+        for (std::uint64_t i = 0; i < c.source.size; ++i)
+            vector_source.emplace_back(i, logs[0], copies, throw_at);
+    }
     {
         braid::stream_executor ex{c.threads};
-        auto s1 = ex.map(stage_function(c, 0), taking_input(logs[0], c.source), buffer_of(c, 0));
-        if (c.depth == 1) {
-            problem = read_and_check(c, ex, s1, logs[0]);
-        } else {
-            auto s2 = ex.map(stage_function(c, 1), tapped(std::move(s1), logs[1], &logs[0]),
-                             buffer_of(c, 1));
-            if (c.depth == 2) {
-                problem = read_and_check(c, ex, s2, logs[1]);
+        auto run = [&](auto s1) {
+            if (c.depth == 1) {
+                problem = read_and_check(c, ex, s1, logs[0]);
             } else {
-                auto s3 = ex.map(stage_function(c, 2), tapped(std::move(s2), logs[2], &logs[1]),
-                                 buffer_of(c, 2));
-                problem = read_and_check(c, ex, s3, logs[2]);
+                auto s2 = ex.map(stage_function(c, 1), tapped(std::move(s1), logs[1], &logs[0]),
+                                 buffer_of(c, 1));
+                if (c.depth == 2) {
+                    problem = read_and_check(c, ex, s2, logs[1]);
+                } else {
+                    auto s3 = ex.map(stage_function(c, 2), tapped(std::move(s2), logs[2], &logs[1]),
+                                     buffer_of(c, 2));
+                    problem = read_and_check(c, ex, s3, logs[2]);
+                }
             }
+        };
+        switch (c.kind) {
+        case source_kind::producer:
+            run(ex.map(stage_function(c, 0), taking_input(logs[0], c.source), buffer_of(c, 0)));
+            break;
+        case source_kind::by_position_owned:
+            run(ex.map(stage_function(c, 0), std::move(vector_source), buffer_of(c, 0)));
+            break;
+        case source_kind::by_position_referenced:
+            run(ex.map(stage_function(c, 0), vector_source, buffer_of(c, 0)));
+            break;
         }
     }
     for (int i = 0; i < c.depth && problem.empty(); ++i) {

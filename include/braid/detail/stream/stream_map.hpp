@@ -114,8 +114,11 @@ private:
     template <class... Ranges, std::size_t... I>
     void produce_all(const std::shared_ptr<stream_map_state>& self, std::tuple<Ranges...>& inputs,
                      stream_end& reason, std::index_sequence<I...>);
+    // Like a zip: as many items as the shortest input has.
     template <class... Ranges, std::size_t... I>
-    bool by_position_fits(std::tuple<Ranges...>& inputs, std::index_sequence<I...>) const;
+    static std::uint64_t shortest_size(std::tuple<Ranges...>& inputs, std::index_sequence<I...>) {
+        return std::min({static_cast<std::uint64_t>(std::ranges::size(std::get<I>(inputs)))...});
+    }
     template <class... Ranges, std::size_t... I>
     void serve_by_position(const std::shared_ptr<stream_map_state>& self,
                            std::tuple<Ranges...>& inputs, bool& ended, std::index_sequence<I...>);
@@ -185,7 +188,7 @@ void stream_map_state<T, F, In, Zipped>::produce(const std::shared_ptr<stream_ma
     try {
         constexpr auto all = std::index_sequence_for<Ranges...>{};
         if constexpr ((... && stream_indexable<Ranges>)) {
-            if (by_position_fits(inputs, all))
+            if (std::min(shortest_size(inputs, all), this->buffer_) <= max_window_by_position)
                 serve_by_position(self, inputs, ended, all);
             else
                 produce_all(self, inputs, reason, all);
@@ -247,24 +250,13 @@ void stream_map_state<T, F, In, Zipped>::produce_all(const std::shared_ptr<strea
 
 template <class T, class F, class In, bool Zipped>
 template <class... Ranges, std::size_t... I>
-bool stream_map_state<T, F, In, Zipped>::by_position_fits(std::tuple<Ranges...>& inputs,
-                                                          std::index_sequence<I...>) const {
-    const std::uint64_t n =
-        std::min({static_cast<std::uint64_t>(std::ranges::size(std::get<I>(inputs)))...});
-    return std::min(n, this->buffer_) <= max_window_by_position;
-}
-
-template <class T, class F, class In, bool Zipped>
-template <class... Ranges, std::size_t... I>
 void stream_map_state<T, F, In, Zipped>::serve_by_position(
     const std::shared_ptr<stream_map_state>& self, std::tuple<Ranges...>& inputs, bool& ended,
     std::index_sequence<I...>) {
     if (this->stopped())
         return;
     using iterators = std::tuple<std::ranges::iterator_t<Ranges>...>;
-    // Like a zip: as many items as the shortest range has.
-    const std::uint64_t n =
-        std::min({static_cast<std::uint64_t>(std::ranges::size(std::get<I>(inputs)))...});
+    const std::uint64_t n = shortest_size(inputs, std::index_sequence<I...>{});
     const iterators its{std::ranges::begin(std::get<I>(inputs))...};
     // The rings for the window, as produce_all would lay them out for a
     // reader that has taken nothing: past the window the last one, at least

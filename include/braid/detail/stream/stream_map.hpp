@@ -15,7 +15,7 @@
 //              within the buffer bound, and the consumer recruits drainers
 //              for the room it makes;
 //   drain()    on pool workers: claims a chunk of published inputs (sized so a
-//              chunk takes about 20 microseconds of f), calls f on each, stores
+//              chunk takes about 100 microseconds of f), calls f on each, stores
 //              results, and stays a moment for more before leaving its worker;
 //              one that shares its CPU with another while a CPU is free
 //              sleeps a moment, for the kernel to move it (stream_wait.hpp).
@@ -99,8 +99,18 @@ public:
                  std::tuple<Ranges...>& inputs) noexcept;
 
 private:
-    static constexpr std::uint64_t chunk_target_ns = 20'000;
+    // What a drainer does per chunk besides f (the claim, two clock reads,
+    // the CPU lookup, the cost estimate) took about 0.13 us, measured with
+    // 2 workers on 2 cores. A chunk should make that small against f: with
+    // a 20 us target, items of 10 us came in chunks of one (20 / 10.2
+    // rounds down), so every item paid it, about 1 % of the map's
+    // throughput (docs/benchmarks.md). The fair share in claim() still
+    // keeps chunks small when little is available.
+    static constexpr std::uint64_t chunk_target_ns = 100'000;
     static constexpr std::uint64_t max_chunk = 64;
+    // While max_chunk items take less than this, results come faster than
+    // a sleeping thread wakes (see stream_placement::set_waits_long).
+    static constexpr std::uint64_t short_waits_ns = 20'000;
     // Inputs are read by position only while the rings for the buffer's
     // window stay this small (in slots): beyond it, the producer's rings,
     // which grow only as the reader falls behind, take less memory.
@@ -539,7 +549,7 @@ void stream_map_state<T, F, In, Zipped>::run_chunk(std::uint64_t first, std::uin
                                            std::chrono::steady_clock::now() - started)
                                            .count());
         me.item_ns = (me.item_ns + ns / ran) / 2;
-        this->placement_.set_waits_long(me.item_ns * max_chunk >= chunk_target_ns);
+        this->placement_.set_waits_long(me.item_ns * max_chunk >= short_waits_ns);
         const std::uint64_t drift =
             me.item_ns > me.shared_ns ? me.item_ns - me.shared_ns : me.shared_ns - me.item_ns;
         if (drift > me.shared_ns / 4) {

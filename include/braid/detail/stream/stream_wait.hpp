@@ -21,10 +21,10 @@
 // more of them blocks at once instead; its CPU then goes idle, and the
 // balancer moves a drainer there. A worker's entry stays when its drainer
 // leaves: crowded workers run dry and leave often, and a worker that sleeps
-// wakes where it slept. The rule is off while items are too cheap for a
-// chunk to reach its target time: results then come faster than a sleeping
-// waiter wakes (with f doing nothing, the rule took the map from about 15 to
-// 5.5-13 million items a second on 2 cores).
+// wakes where it slept. The rule is off while items are so cheap that a
+// drainer's largest chunk (64 items) takes under 20 us: results then come
+// faster than a sleeping waiter wakes (with f doing nothing, the rule took
+// the map from about 15 to 5.5-13 million items a second on 2 cores).
 //
 // The same notes serve the drainers themselves (should_move). With long
 // items the producer and consumer sleep most of the time, and their CPU is
@@ -110,9 +110,9 @@ public:
     }
 
     // Whether the map's items take long enough for a waiter to sleep
-    // through a wait: false while the drainers' chunks are cut short by
-    // their item cap, where results come faster than a thread wakes up and a
-    // waiter that slept would only slow the map down.
+    // through a wait: false while a drainer's largest chunk takes under
+    // 20 us, where results come faster than a thread wakes up and a waiter
+    // that slept would only slow the map down.
     void set_waits_long(bool waits_long) noexcept {
         if (waits_long_.load(std::memory_order_relaxed) != waits_long)
             waits_long_.store(waits_long, std::memory_order_relaxed);

@@ -18,7 +18,7 @@
 //              chunk takes about 100 microseconds of f), calls f on each, stores
 //              results, and stays a moment for more before leaving its worker;
 //              one that shares its CPU with another while a CPU is free
-//              sleeps a moment, for the kernel to move it (stream_wait.hpp).
+//              moves itself there (stream_wait.hpp).
 //              Between chunks a drainer touches only what it must share: the
 //              claim counter and the published count; its cost estimate and
 //              its place in in_f_ stay its own while it has work.
@@ -439,16 +439,18 @@ void stream_map_state<T, F, In, Zipped>::drain() noexcept {
 
 template <class T, class F, class In, bool Zipped>
 void stream_map_state<T, F, In, Zipped>::move_if_crowded(drainer& me) noexcept {
-    // See stream_placement::should_move: a short sleep lets the kernel wake
-    // this thread on an idle CPU. At most once every 2 ms, so that a move
-    // the kernel does not make costs this drainer at most 2.5 % of its time.
+    // See stream_placement::should_move. At most once every 2 ms, so that
+    // a move that does not help (the kernel may move a thread back) costs
+    // this drainer little. Where the thread cannot move itself, a short
+    // sleep lets the kernel wake it on an idle CPU.
     if (!this->placement_.should_move(me.worker))
         return;
     const auto now = std::chrono::steady_clock::now();
     if (now - me.moved_at < std::chrono::milliseconds(2))
         return;
     me.moved_at = now;
-    std::this_thread::sleep_for(std::chrono::microseconds(50));
+    if (!this->placement_.move_away(me.worker))
+        std::this_thread::sleep_for(std::chrono::microseconds(50));
 }
 
 template <class T, class F, class In, bool Zipped>

@@ -33,11 +33,16 @@
 // millisecond on average) and its periodic balancing finds that CPU busy,
 // so two drainers can share one CPU for a whole map while the other idles
 // (measured with 2 workers on 2 cores, 100 us per item, buffer 1,000: up
-// to 1 map in 10 took a fifth longer than ideal, some twice as long). A
-// drainer that shares its CPU with another running drainer of the map,
-// while the running drainers use fewer CPUs than there are of them and of
-// CPUs the process may use, sleeps 50 us, at most once every 2 ms; the
-// kernel wakes a thread on an idle CPU when it has one.
+// to 1 map in 10 took a fifth longer than ideal, some twice as long). And
+// with short items the kernel may never move a crowded drainer: the CPU
+// that would take it runs the reader, which is rarely idle. So a drainer
+// that shares its CPU with a running drainer of the map on a lower worker
+// (one of the two moves, not both), while the running drainers use fewer
+// CPUs than there are of them and of CPUs the process may use, moves
+// itself, at most once every 2 ms: it narrows its affinity to the CPUs it
+// may use that run none of the map's drainers, which makes the kernel
+// migrate it at once, and sets its affinity back (move_away). Where that
+// fails it sleeps 50 us instead, for the kernel to wake it on an idle CPU.
 
 #include <braid/detail/cpu_relax.hpp>
 
@@ -84,9 +89,9 @@ public:
     }
 
     // Whether the drainer on pool worker `worker`, which has just run a
-    // chunk, shares its CPU with another running drainer of the map while
-    // the running drainers are on fewer CPUs than there are of them and of
-    // CPUs the process may use; false while waits are short (see
+    // chunk, shares its CPU with a running drainer of the map on a lower
+    // worker while the running drainers are on fewer CPUs than there are of
+    // them and of CPUs the process may use; false while waits are short (see
     // set_waits_long).
     bool should_move(std::size_t worker) const noexcept {
         if (worker >= cpus_.size() || !waits_long_.load(std::memory_order_relaxed))
@@ -103,10 +108,35 @@ public:
                 continue;
             ++drainers;
             seen |= cpu_bit(cpu);
-            shared = shared || (w != worker && cpu == mine);
+            shared = shared || (w < worker && cpu == mine);
         }
         const auto cpus_used = static_cast<std::size_t>(std::popcount(seen));
         return shared && cpus_used < std::min(drainers, usable_cpus());
+    }
+
+    // Moves the calling thread, the drainer on pool worker `worker`, to a
+    // CPU it may use that runs none of the map's drainers, and notes it
+    // there. The kernel migrates a thread at once when its affinity leaves
+    // out the CPU it is on; the thread's affinity is then set back as it
+    // was. False (nothing changed) when there is no such CPU or the calls
+    // fail.
+    bool move_away(std::size_t worker) noexcept {
+        cpu_set_t allowed;
+        CPU_ZERO(&allowed);
+        if (::sched_getaffinity(0, sizeof allowed, &allowed) != 0)
+            return false;
+        cpu_set_t elsewhere = allowed;
+        for (std::size_t w = 0; w < cpus_.size(); ++w) {
+            const int cpu = cpus_[w].load(std::memory_order_relaxed);
+            if (cpu >= 0 && cpu < CPU_SETSIZE && running_[w].load(std::memory_order_relaxed))
+                CPU_CLR(cpu, &elsewhere);
+        }
+        if (CPU_COUNT(&elsewhere) == 0 || ::sched_setaffinity(0, sizeof elsewhere, &elsewhere) != 0)
+            return false;
+        (void)::sched_setaffinity(0, sizeof allowed, &allowed);
+        if (worker < cpus_.size())
+            cpus_[worker].store(::sched_getcpu(), std::memory_order_relaxed);
+        return true;
     }
 
     // Whether the map's items take long enough for a waiter to sleep

@@ -125,7 +125,10 @@ public:
         }
         return *this;
     }
-    ~task() { reset(); }
+    // Forced inline (with reset() and the awaiter's await_ready()): clang 16
+    // kept them out of line in every awaiting coroutine; inline, an await of a
+    // child that finishes at once took about a tenth less time under clang.
+    BRAID_DETAIL_HOT_INLINE ~task() { reset(); }
 
     // False for a default-constructed or moved-from task.
     [[nodiscard]] bool valid() const noexcept { return static_cast<bool>(h_); }
@@ -237,7 +240,7 @@ private:
         return task(h);
     }
 
-    void reset() noexcept {
+    BRAID_DETAIL_HOT_INLINE void reset() noexcept {
         if (h_) {
             h_.promise().release_and_destroy();
             h_ = {};
@@ -302,7 +305,7 @@ private:
     struct awaiter : detail::suspension {
         explicit awaiter(handle_type child) noexcept : h(child) {}
 
-        [[nodiscard]] bool await_ready() const {
+        [[nodiscard]] BRAID_DETAIL_HOT_INLINE bool await_ready() const {
             if (!h) {
                 detail::throw_empty_task("operator co_await");
             }

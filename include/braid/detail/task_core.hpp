@@ -20,6 +20,7 @@
 // loop's thread only.
 
 #include <braid/detail/frame_pool.hpp>
+#include <braid/detail/hot_inline.hpp>
 #include <braid/detail/loop/ready_queue.hpp>
 #include <braid/errors.hpp>
 
@@ -160,23 +161,11 @@ public:
     promise_base& operator=(const promise_base&) = delete;
 
     ~promise_base() {
-        // One test on the path of a plain task that succeeded.
+        // One test on the path of a plain task that succeeded; the rest out
+        // of line, so that the test is inlined where frames are destroyed
+        // (clang 16 called the whole destructor, a call per await).
         if (has(failed_bit | watch_bit | extras_bit)) [[unlikely]] {
-            if (has(failed_bit)) {
-                exception_.~exception_ptr();
-            }
-            // If the task never finished (its loop or last owner dropped
-            // it), its callbacks never run.
-            if (has(watch_bit)) {
-                watch_->destroy(watch_);
-            } else if (has(extras_bit)) {
-                for (callback_node* n = extras_->first; n != nullptr;) {
-                    callback_node* next = n->next;
-                    n->destroy(n);
-                    n = next;
-                }
-                delete extras_;
-            }
+            free_rare_parts();
         }
     }
 
@@ -393,6 +382,24 @@ private:
     // task destructor and await_resume inlined into every body stay small.
     void note_read() noexcept;
     void report_unread() noexcept;
+
+    // ~promise_base's rare part: the exception, and callbacks that never ran
+    // (the task never finished: its loop or last owner dropped it).
+    BRAID_DETAIL_NOINLINE void free_rare_parts() noexcept {
+        if (has(failed_bit)) {
+            exception_.~exception_ptr();
+        }
+        if (has(watch_bit)) {
+            watch_->destroy(watch_);
+        } else if (has(extras_bit)) {
+            for (callback_node* n = extras_->first; n != nullptr;) {
+                callback_node* next = n->next;
+                n->destroy(n);
+                n = next;
+            }
+            delete extras_;
+        }
+    }
 
     task_extras& extras() {
         if (!has(extras_bit)) {

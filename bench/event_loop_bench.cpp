@@ -9,8 +9,10 @@
 //
 // Baselines are written here: a bare std::deque<std::coroutine_handle<>> loop
 // with the smallest possible coroutine type, a minimal lazy task with
-// symmetric transfer (with and without a frame free-list), a plain function
-// call, and a std::deque<std::function<void()>> callback loop. The peer is
+// symmetric transfer (with and without a frame free-list; ending the program
+// when a child throws, or carrying the exception to the awaiting coroutine as
+// braid's task does), a plain function call, and a
+// std::deque<std::function<void()>> callback loop. The peer is
 // asio (Debian's libasio-dev), when it is installed. Results and the machine
 // are recorded in docs/benchmarks.md.
 
@@ -115,11 +117,32 @@ struct free_list_frames {
     static void deallocate(void* p, std::size_t) noexcept { free = new (p) block{free}; }
 };
 
-template <class Frames>
+// What the minimal task does with an exception its body throws. The first is
+// the least a task can do; the second is what any task whose awaiter sees its
+// children's exceptions must do, and it changes what clang makes of an await
+// (docs/compilers.md, "clang elides a child task's frame only if it is
+// destroyed on every path").
+struct terminate_on_error {
+    [[noreturn]] static void keep() noexcept { std::terminate(); }
+    static void rethrow() noexcept {}
+};
+
+struct rethrow_error {
+    std::exception_ptr error;
+    void keep() noexcept { error = std::current_exception(); }
+    void rethrow() const {
+        if (error) {
+            std::rethrow_exception(error);
+        }
+    }
+};
+
+template <class Frames, class Errors = terminate_on_error>
 struct min_task {
     struct promise_type {
         int value = 0;
         std::coroutine_handle<> continuation;
+        [[no_unique_address]] Errors errors;
 
         static void* operator new(std::size_t n) { return Frames::allocate(n); }
         static void operator delete(void* p, std::size_t n) noexcept { Frames::deallocate(p, n); }
@@ -140,7 +163,7 @@ struct min_task {
         };
         final_awaiter final_suspend() noexcept { return {}; }
         void return_value(int v) noexcept { value = v; }
-        void unhandled_exception() noexcept { std::terminate(); }
+        void unhandled_exception() noexcept { errors.keep(); }
     };
 
     explicit min_task(std::coroutine_handle<promise_type> h) noexcept : h(h) {}
@@ -156,21 +179,24 @@ struct min_task {
         h.promise().continuation = awaiting;
         return h;
     }
-    int await_resume() const noexcept { return h.promise().value; }
+    int await_resume() const noexcept(noexcept(h.promise().errors.rethrow())) {
+        h.promise().errors.rethrow();
+        return h.promise().value;
+    }
 
     std::coroutine_handle<promise_type> h;
 };
 
-template <class Frames>
-min_task<Frames> min_child(int i) {
+template <class Frames, class Errors>
+min_task<Frames, Errors> min_child(int i) {
     co_return i & 1;
 }
 
-template <class Frames>
-min_task<Frames> min_parent(int children, std::int64_t& out) {
+template <class Frames, class Errors>
+min_task<Frames, Errors> min_parent(int children, std::int64_t& out) {
     std::int64_t sum = 0;
     for (int i = 0; i < children; ++i) {
-        sum += co_await min_child<Frames>(i);
+        sum += co_await min_child<Frames, Errors>(i);
     }
     out = sum;
     co_return 0;
@@ -248,11 +274,11 @@ void BM_task_await(benchmark::State& state) {
     state.SetItemsProcessed(state.iterations() * children_per_run);
 }
 
-template <class Frames>
+template <class Frames, class Errors = terminate_on_error>
 void BM_baseline_min_task_await(benchmark::State& state) {
     for (auto _ : state) {
         std::int64_t out = 0;
-        auto parent = min_parent<Frames>(children_per_run, out);
+        auto parent = min_parent<Frames, Errors>(children_per_run, out);
         parent.h.resume();
         benchmark::DoNotOptimize(out);
     }
@@ -438,6 +464,8 @@ BENCHMARK(BM_baseline_deque_loop_yield)->Arg(1)->Arg(1000)->Arg(100000);
 BENCHMARK(BM_task_await);
 BENCHMARK(BM_baseline_min_task_await<malloc_frames>);
 BENCHMARK(BM_baseline_min_task_await<free_list_frames>);
+BENCHMARK_TEMPLATE(BM_baseline_min_task_await, malloc_frames, rethrow_error);
+BENCHMARK_TEMPLATE(BM_baseline_min_task_await, free_list_frames, rethrow_error);
 BENCHMARK(BM_baseline_function_call);
 BENCHMARK(BM_event_loop_call_soon);
 BENCHMARK(BM_baseline_function_queue);

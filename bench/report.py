@@ -259,6 +259,11 @@ TABLES = {
              "BM_baseline_min_task_await<malloc_frames>", "ns"),
             ("await, against a minimal task with a free list", "event_loop_bench",
              "BM_task_await", "BM_baseline_min_task_await<free_list_frames>", "ns"),
+            ("await, against a minimal task that passes exceptions on", "event_loop_bench",
+             "BM_task_await", "BM_baseline_min_task_await<malloc_frames, rethrow_error>", "ns"),
+            ("await, against that task with a free list", "event_loop_bench",
+             "BM_task_await", "BM_baseline_min_task_await<free_list_frames, rethrow_error>",
+             "ns"),
             ("call_soon and run", "event_loop_bench", "BM_event_loop_call_soon",
              "BM_baseline_function_queue", "ns"),
             ("memory per waiting task (bytes)", "event_loop_bench",
@@ -495,8 +500,14 @@ def _goals():
                       f"{'s' if n != '1' else ''} ({cc})", preset,
                       "event_loop_bench", f"BM_event_loop_yield<braid::interleaved_t>/{n}",
                       f"BM_baseline_deque_loop_yield/{n}", "ns", "<=", 1.3))
-        g.append((f"await ≤ 2× the minimal task ({cc})", preset, "event_loop_bench",
-                  "BM_task_await", "BM_baseline_min_task_await<malloc_frames>", "ns", "<=", 2.0))
+        # Against the minimal task that passes its exceptions on, as braid's
+        # does: clang elides the frames of the one that ends the program
+        # instead, and of no task that passes them on, in this loop
+        # (docs/compilers.md, "clang elides a child task's frame only if it is
+        # destroyed on every path").
+        g.append((f"await ≤ 2× a minimal task that passes exceptions on ({cc})", preset,
+                  "event_loop_bench", "BM_task_await",
+                  "BM_baseline_min_task_await<malloc_frames, rethrow_error>", "ns", "<=", 2.0))
         for n in ("1000", "100000", "1000000"):
             for kind in ("fire", "cancel"):
                 g.append((f"timer schedule-and-{kind}, {int(n):,} pending: ≥ 2× faster "

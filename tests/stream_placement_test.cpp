@@ -220,6 +220,8 @@ TEST_CASE_METHOD(two_cpus,
     CHECK_FALSE(move1);
 }
 
+namespace {
+
 // Runs f on a thread that runs on `cpu` but may run on `other` too (pinned to
 // `cpu`, then allowed both); false if that could not be arranged.
 template <class F>
@@ -243,6 +245,8 @@ bool on_cpu_allowing(int cpu, int other, F f) {
     thread.join();
     return arranged;
 }
+
+} // namespace
 
 TEST_CASE_METHOD(two_cpus,
                  "a crowded drainer moves itself to a CPU that runs no drainer and keeps its "
